@@ -1,0 +1,40 @@
+# Model Compression & Acceleration with TensorFlow: every command sets itself up.
+#   make course   run every notebook in full mode: results/*.json, stored outputs, summary
+#   make test     unit tests + every notebook in fast mode (what CI runs)
+#   make lab      open JupyterLab on the notebooks
+# Each target creates .venv and installs requirements.txt on first use (needs only python3).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: course test lab lint format readme help
+
+help:
+	@sed -n '2,5p' Makefile
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(BIN)/python -m course_lib.runner
+
+test: $(STAMP)
+	COURSE_FAST=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest --nbval-lax \
+		--nbval-cell-timeout=900 --durations=10 tests notebooks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+readme: $(STAMP)
+	$(BIN)/python -m course_lib.readme

@@ -1,0 +1,56 @@
+"""course_lib: the tested helpers behind "Model Compression & Acceleration with TensorFlow".
+
+Import it FIRST, before TensorFlow: importing course_lib selects Keras 2 (tf_keras), which
+the TensorFlow Model Optimization Toolkit needs, and then imports TensorFlow::
+
+    import course_lib
+    from course_lib.compat import tf, keras, tfmot
+    course_lib.setup()
+
+Modules, lowest layer first (a module only imports the ones above it in this list):
+``config`` (paths, fast mode) -> ``compat`` (tf, keras, tfmot) -> ``data`` -> ``measure`` ->
+``models`` -> ``training`` -> ``tflite`` -> ``report`` -> ``variants`` -> chapter modules ->
+``plots`` -> ``exercises``; ``runner`` and ``readme`` are command-line tools on top.
+"""
+
+from __future__ import annotations
+
+from course_lib import compat  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+from course_lib.config import SEED, is_fast, mode
+
+__version__ = "0.1.0"
+__all__ = ["SEED", "is_fast", "mode", "setup"]
+
+
+def setup(
+    notebook: str | None = None,
+    seed: int = SEED,
+    deterministic: bool = True,
+    verbose: bool = True,
+) -> None:
+    """Prepare a notebook: seed everything, make TF deterministic, report mode and versions.
+
+    Introduced in 00_setup_and_tour; every notebook's ``## Setup`` cell calls it.
+
+    Args:
+        notebook: the calling notebook's stem (e.g. ``"01_baseline"``); when given, its
+            measured run times are printed.
+        seed: the seed for Python, NumPy and TensorFlow.
+        deterministic: enable TensorFlow op determinism (same seed -> same weights).
+        verbose: print the mode, the package versions and (with ``notebook``) the
+            notebook's measured run times.
+    """
+    from course_lib import plots, report
+
+    compat.set_seeds(seed, deterministic=deterministic)
+    plots.use_course_style()
+    if verbose:
+        info = {"mode": mode(), **compat.versions()}
+        keras_kind = "Keras 2 (tf_keras)" if compat.legacy_keras_active() else "Keras 3 (!)"
+        print(
+            f"course_lib {__version__} | mode: {info['mode']} | TensorFlow {info['tensorflow']} "
+            f"with {keras_kind} {info['tf_keras']} | tfmot {info['tfmot']} | "
+            f"LiteRT {info['litert']} | seed {seed}"
+        )
+        if notebook:
+            print(report.notebook_time(notebook))

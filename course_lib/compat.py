@@ -1,0 +1,113 @@
+"""The ONE place that switches TensorFlow to Keras 2 and imports tf, tf_keras and tfmot.
+
+Introduced in 00_setup_and_tour.
+
+TensorFlow 2.16+ ships Keras 3 as ``tf.keras``, but the TensorFlow Model Optimization Toolkit
+(tfmot 0.8.x) only works with Keras 2, packaged as ``tf_keras``. TensorFlow picks the Keras
+version when it is first imported, from the environment variable ``TF_USE_LEGACY_KERAS``.
+So this module sets that variable and only then imports TensorFlow. Always import
+``course_lib`` (or this module) before ``tensorflow``::
+
+    import course_lib                      # first: selects Keras 2 for TensorFlow and tfmot
+    from course_lib.compat import tf, keras, tfmot
+
+If TensorFlow was already imported with Keras 3 active, importing this module raises
+``KerasVersionError`` with instructions, instead of failing later with an obscure error
+deep inside tfmot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import metadata
+
+LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
+
+
+class KerasVersionError(ImportError):
+    """TensorFlow was imported with Keras 3 before course_lib could select Keras 2."""
+
+
+KERAS3_MESSAGE = (
+    "TensorFlow was imported before course_lib, so it is using Keras 3, and the TensorFlow "
+    "Model Optimization Toolkit (tfmot) needs Keras 2 (the tf_keras package). To fix it: "
+    "restart the kernel (Jupyter: Kernel > Restart Kernel) or the Python process, and make "
+    "`import course_lib` the first import, before `import tensorflow`. Alternatively set the "
+    "environment variable TF_USE_LEGACY_KERAS=1 before Python starts."
+)
+
+
+def _select_legacy_keras() -> None:
+    """Set ``TF_USE_LEGACY_KERAS=1``; raise if TensorFlow already chose Keras 3."""
+    tf_module = sys.modules.get("tensorflow")
+    if tf_module is not None and not getattr(tf_module, "_tf_uses_legacy_keras", False):
+        raise KerasVersionError(KERAS3_MESSAGE)
+    os.environ[LEGACY_KERAS_ENV] = "1"
+    # Hide TensorFlow's C++ log lines (set TF_CPP_MIN_LOG_LEVEL=0 to see them again).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+_select_legacy_keras()
+
+import tensorflow as tf  # noqa: E402  (must come after _select_legacy_keras)
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # Python-side TensorFlow warnings (deprecations, retracing)
+
+if not keras.__version__.startswith("2."):  # pragma: no cover - only with a broken install
+    raise KerasVersionError(f"tf_keras {keras.__version__} is not Keras 2; reinstall tf-keras.")
+
+__all__ = ["KerasVersionError", "keras", "tf", "tfmot", "versions", "set_seeds"]
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of the packages whose behaviour the course's numbers depend on.
+
+    Returns:
+        A dict with keys ``python``, ``tensorflow``, ``tf_keras``, ``tfmot``, ``litert`` and
+        ``numpy``.
+    """
+    import numpy as np
+
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+        "tfmot": _dist_version("tensorflow-model-optimization"),
+        "litert": _dist_version("ai-edge-litert"),
+        "numpy": np.__version__,
+    }
+
+
+def legacy_keras_active() -> bool:
+    """Return True when ``tf.keras`` is Keras 2 (tf_keras), the version tfmot needs."""
+    return tf.keras.Sequential is keras.Sequential
+
+
+def set_seeds(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow, and (by default) make TF ops deterministic.
+
+    With ``deterministic=True`` the same seed gives bit-identical training runs on the same
+    machine and TensorFlow build (TensorFlow's op determinism; it costs little on a CPU).
+
+    Args:
+        seed: any non-negative integer.
+        deterministic: also call ``tf.config.experimental.enable_op_determinism()``.
+
+    Raises:
+        ValueError: ``seed`` is negative or not an integer.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,90 @@
+"""The course's models: the seed article's CNN, LeNet-300-100 and LeNet-5.
+
+Introduced in 01_baseline. Every layer has a fixed name, so summaries and per-layer reports
+read the same in every run (and under ``# NBVAL_CHECK_OUTPUT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from course_lib.compat import keras
+
+layers = keras.layers
+Shape = tuple[int, int, int]
+
+
+def seed_cnn(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+    """Build the seed article's CNN: Conv2D(32, 3x3, relu) -> Flatten -> Dense(10, softmax).
+
+    On 28x28x1 inputs it has 216,650 parameters: 320 in the convolution and 216,330 in the
+    dense layer, which sees all 26 x 26 x 32 = 21,632 activations.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(32, (3, 3), activation="relu", name="conv"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(num_classes, activation="softmax", name="dense"),
+        ],
+        name="seed_cnn",
+    )
+
+
+def lenet_300_100(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+    """Build LeNet-300-100: a multilayer perceptron 784-300-100-10 (266,610 parameters).
+
+    The fully connected model of LeCun et al. (1998) used in Deep Compression (Han et al.,
+    2016, Table 1).
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(300, activation="relu", name="fc1"),
+            layers.Dense(100, activation="relu", name="fc2"),
+            layers.Dense(num_classes, activation="softmax", name="fc3"),
+        ],
+        name="lenet_300_100",
+    )
+
+
+def lenet_5(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+    """Build LeNet-5 as in Caffe's MNIST example (431,080 parameters).
+
+    conv 20 5x5 -> max-pool 2 -> conv 50 5x5 -> max-pool 2 -> dense 500 (relu) -> dense 10.
+    Caffe's convolutions have no activation; we add ReLU to them, which changes no
+    parameter count and trains more reliably.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(20, (5, 5), activation="relu", name="conv1"),
+            layers.MaxPooling2D((2, 2), name="pool1"),
+            layers.Conv2D(50, (5, 5), activation="relu", name="conv2"),
+            layers.MaxPooling2D((2, 2), name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(500, activation="relu", name="fc1"),
+            layers.Dense(num_classes, activation="softmax", name="fc2"),
+        ],
+        name="lenet_5",
+    )
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "seed_cnn": seed_cnn,
+    "lenet_300_100": lenet_300_100,
+    "lenet_5": lenet_5,
+}
+"""Model builders by name; :func:`build_model` looks names up here."""
+
+
+def build_model(name: str, input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+    """Build a fresh, untrained model by name.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(sorted(MODELS))}.")
+    return MODELS[name](input_shape=input_shape, num_classes=num_classes)

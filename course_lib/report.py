@@ -1,0 +1,432 @@
+"""The Result record every chapter writes, results/*.json, and comparison tables.
+
+Introduced in 01_baseline. One :class:`Result` describes one deployable variant of a model,
+measured on the full test set through LiteRT. A chapter collects its Results and writes them
+with :func:`write_results` to ``results/<notebook-stem>.json`` (fast mode: under
+``artifacts/fast/results``), together with the mode and the package versions and CPU that
+produced them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from course_lib import config, system
+from course_lib.atomic import write_json_atomic
+from course_lib.compat import versions
+
+TECHNIQUES = (
+    "none",
+    "pruning",
+    "quantization",
+    "combined",
+    "filter_pruning",
+    "architecture",
+    "low_rank",
+    "distillation",
+    "mixed_precision",
+)
+"""Allowed values of ``Result.technique``."""
+
+_NOTEBOOK_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+@dataclass
+class Result:
+    """One measured variant of a model (see COURSE_DESIGN.md, "The Result record").
+
+    Attributes:
+        variant: unique name within a results file, e.g. ``"pruned_90"``.
+        model: architecture name, e.g. ``"seed_cnn"``.
+        technique: one of ``TECHNIQUES``.
+        accuracy: top-1 accuracy in [0, 1] of the deployed artifact on the test set.
+        params: number of parameters.
+        nonzero_params: parameters that are not exactly zero.
+        macs: multiply-accumulates for one example.
+        tflite_bytes: size of the .tflite file.
+        tflite_gzip_bytes: its size after gzip level 9.
+        latency_us: median single-image LiteRT ``invoke()`` time, 1 thread, after warm-up.
+        baseline: the variant this one is compared against (None for a baseline).
+        extra: chapter-specific fields (``sparsity``, ``pipeline``, ``policy``...), written
+            at the top level of the JSON record.
+    """
+
+    variant: str
+    model: str
+    technique: str
+    accuracy: float
+    params: int
+    nonzero_params: int
+    macs: int
+    tflite_bytes: int
+    tflite_gzip_bytes: int
+    latency_us: float
+    baseline: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.technique not in TECHNIQUES:
+            raise ValueError(f"technique {self.technique!r} is not one of: {', '.join(TECHNIQUES)}")
+        if not 0.0 <= self.accuracy <= 1.0:
+            raise ValueError(f"accuracy must be a fraction in [0, 1], got {self.accuracy}")
+        for name in ("params", "nonzero_params", "macs", "tflite_bytes", "tflite_gzip_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.nonzero_params > self.params:
+            raise ValueError(
+                f"nonzero_params ({self.nonzero_params}) exceeds params ({self.params})"
+            )
+        clash = set(self.extra) & {f.name for f in fields(self)}
+        if clash:
+            raise ValueError(f"extra fields {sorted(clash)} clash with Result's own fields")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the flat JSON record (``extra`` merged in, ``baseline`` only when set)."""
+        record: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name == "baseline" and value is None):
+                continue
+            record[f.name] = value
+        record.update(self.extra)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Result:
+        """Rebuild a Result from :meth:`to_dict`'s output; unknown keys go to ``extra``.
+
+        Raises:
+            ValueError: a required field is missing.
+        """
+        own = {f.name for f in fields(cls)} - {"extra"}
+        required = own - {"baseline"}
+        missing = sorted(required - set(record))
+        if missing:
+            raise ValueError(f"result record lacks the fields {missing}")
+        kwargs = {k: v for k, v in record.items() if k in own}
+        extra = {k: v for k, v in record.items() if k not in own}
+        return cls(**kwargs, extra=extra)
+
+    def ratio_to(self, baseline: Result) -> float:
+        """Compression ratio: baseline gzip bytes / this variant's gzip bytes."""
+        return baseline.tflite_gzip_bytes / self.tflite_gzip_bytes
+
+    def speedup_to(self, baseline: Result) -> float:
+        """Latency speed-up: baseline median latency / this variant's median latency."""
+        return baseline.latency_us / self.latency_us
+
+
+def environment_info() -> dict[str, str]:
+    """Return the package versions, CPU and machine that produced a set of numbers."""
+    info = versions()
+    return {
+        "tensorflow": info["tensorflow"],
+        "tf_keras": info["tf_keras"],
+        "tfmot": info["tfmot"],
+        "litert": info["litert"],
+        "numpy": info["numpy"],
+        "python": info["python"],
+        "cpu": system.cpu_name(),
+        "machine": platform.machine(),
+    }
+
+
+@dataclass
+class ResultsFile:
+    """The contents of one ``results/<notebook>.json``."""
+
+    notebook: str
+    mode: str
+    dataset: str
+    environment: dict[str, str]
+    results: list[Result]
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, variant: str) -> Result:
+        """Return the Result named ``variant``.
+
+        Raises:
+            KeyError: no such variant (the message lists the ones present).
+        """
+        for result in self.results:
+            if result.variant == variant:
+                return result
+        names = ", ".join(r.variant for r in self.results)
+        raise KeyError(f"{self.notebook} has no variant {variant!r}; it has: {names}")
+
+
+def _check_notebook_name(notebook: str) -> None:
+    if not _NOTEBOOK_RE.match(notebook):
+        raise ValueError(f"notebook must be a notebook stem like '01_baseline', got {notebook!r}")
+
+
+def results_path(notebook: str) -> Path:
+    """Return where ``notebook``'s results go in the current mode."""
+    _check_notebook_name(notebook)
+    return config.results_dir() / f"{notebook}.json"
+
+
+def write_results(
+    notebook: str,
+    results: Sequence[Result],
+    dataset: str = "mnist",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a chapter's Results to ``results/<notebook>.json`` (fast mode: artifacts/fast).
+
+    Args:
+        notebook: the notebook stem, e.g. ``"02_pruning"``.
+        results: the chapter's Results; variant names must be unique and every ``baseline``
+            must name a variant in the same file.
+        dataset: the dataset the accuracies were measured on.
+        extra: chapter-level fields to store beside the results (e.g. timings).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: bad notebook name, no results, duplicate variants, or a dangling baseline.
+    """
+    _check_notebook_name(notebook)
+    if not results:
+        raise ValueError("no results to write")
+    names = [r.variant for r in results]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate variant names: {duplicates}")
+    for r in results:
+        if r.baseline is not None and r.baseline not in names:
+            raise ValueError(
+                f"variant {r.variant!r} names baseline {r.baseline!r}, which is not in this file"
+            )
+    payload = {
+        "notebook": notebook,
+        "mode": config.mode(),
+        "dataset": dataset,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "environment": environment_info(),
+        **(extra or {}),
+        "results": [r.to_dict() for r in results],
+    }
+    return write_json_atomic(payload, results_path(notebook))
+
+
+def load_results(notebook: str, folder: str | Path | None = None) -> ResultsFile:
+    """Read ``<folder>/<notebook>.json`` (default: this mode's results folder).
+
+    Raises:
+        FileNotFoundError: the file does not exist (run that notebook first).
+        ValueError: the file is not a valid results file.
+    """
+    _check_notebook_name(notebook)
+    path = Path(folder) / f"{notebook}.json" if folder else results_path(notebook)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist; run notebooks/{notebook}.ipynb (or `make course`) first"
+        )
+    payload = json.loads(path.read_text())
+    known = {"notebook", "mode", "dataset", "environment", "results", "created"}
+    try:
+        return ResultsFile(
+            notebook=payload["notebook"],
+            mode=payload["mode"],
+            dataset=payload["dataset"],
+            environment=payload["environment"],
+            results=[Result.from_dict(r) for r in payload["results"]],
+            created=payload.get("created", ""),
+            extra={k: v for k, v in payload.items() if k not in known},
+        )
+    except KeyError as err:
+        raise ValueError(f"{path} is not a results file: missing {err}") from err
+
+
+def load_all_results(folder: str | Path | None = None) -> dict[str, ResultsFile]:
+    """Read every ``NN_name.json`` in a results folder, keyed by notebook stem."""
+    folder = Path(folder) if folder else config.results_dir()
+    files = sorted(p for p in folder.glob("*.json") if _NOTEBOOK_RE.match(p.stem))
+    return {p.stem: load_results(p.stem, folder) for p in files}
+
+
+def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
+    """Return the indices of points not dominated when smaller x and larger y are better.
+
+    A point is dominated when another is at least as good on both axes and better on one.
+    Example: x = size, y = accuracy. Indices are returned in order of increasing x.
+
+    Raises:
+        ValueError: xs and ys differ in length.
+    """
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length: {len(xs)} vs {len(ys)}")
+    front = []
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        dominated = any(
+            (x2 <= x and y2 >= y) and (x2 < x or y2 > y)
+            for j, (x2, y2) in enumerate(zip(xs, ys, strict=True))
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (xs[i], -ys[i]))
+
+
+class Table:
+    """A small table that renders as HTML in Jupyter, Markdown in the README, text in a shell."""
+
+    def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        self.headers = [str(h) for h in headers]
+        self.rows = [[str(c) for c in row] for row in rows]
+        for row in self.rows:
+            if len(row) != len(self.headers):
+                raise ValueError(f"row {row} has {len(row)} cells, expected {len(self.headers)}")
+
+    def to_markdown(self) -> str:
+        """Return a GitHub-flavoured Markdown table."""
+        lines = ["| " + " | ".join(self.headers) + " |"]
+        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        table = [self.headers, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.headers))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [fmt.format(*self.headers), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*row) for row in self.rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def fmt_int(n: float) -> str:
+    """Format a count with thousands separators: 216650 -> '216,650'."""
+    return f"{int(round(n)):,}"
+
+
+def comparison_table(results: Sequence[Result], baseline: Result | None = None) -> Table:
+    """Tabulate Results against a baseline: accuracy change, sizes, ratio, latency, speed-up.
+
+    Args:
+        results: the variants to show (the baseline may be among them).
+        baseline: the Result to compare with; default: the result each variant names in
+            ``baseline``, or the first result without one.
+
+    Raises:
+        ValueError: no results, or no baseline can be found.
+    """
+    if not results:
+        raise ValueError("no results to tabulate")
+    by_name = {r.variant: r for r in results}
+
+    def base_of(r: Result) -> Result:
+        if baseline is not None:
+            return baseline
+        if r.baseline in by_name:
+            return by_name[r.baseline]
+        if r.baseline is None:
+            return r
+        raise ValueError(f"baseline {r.baseline!r} of {r.variant!r} is not among the results")
+
+    headers = [
+        "variant",
+        "accuracy %",
+        "Δ points",
+        "nonzero params",
+        "MACs",
+        ".tflite bytes",
+        "gzip bytes",
+        "gzip ratio",
+        "latency µs",
+        "speed-up",
+    ]
+    rows = []
+    for r in results:
+        b = base_of(r)
+        rows.append(
+            [
+                r.variant,
+                f"{100 * r.accuracy:.2f}",
+                f"{100 * (r.accuracy - b.accuracy):+.2f}",
+                fmt_int(r.nonzero_params),
+                fmt_int(r.macs),
+                fmt_int(r.tflite_bytes),
+                fmt_int(r.tflite_gzip_bytes),
+                f"{r.ratio_to(b):.2f}x",
+                f"{r.latency_us:.1f}",
+                f"{r.speedup_to(b):.2f}x",
+            ]
+        )
+    return Table(headers, rows)
+
+
+TIMINGS_FILE = "timings.json"
+"""Measured run time of every notebook, written by the runner into ``results/``."""
+
+
+def timings_path() -> Path:
+    """Return ``results/timings.json`` (always the committed folder: times are full-run facts)."""
+    return config.repo_root() / "results" / TIMINGS_FILE
+
+
+def load_timings() -> dict[str, Any]:
+    """Return the recorded notebook timings (``{"notebooks": {stem: {...}}}``), or empty."""
+    path = timings_path()
+    if not path.is_file():
+        return {"notebooks": {}}
+    return json.loads(path.read_text())
+
+
+def record_timing(notebook: str, **fields: Any) -> Path:
+    """Merge ``fields`` (e.g. ``full_s=95.2``) into the timings of ``notebook`` and save.
+
+    Also records the CPU and date of the measurement.
+    """
+    _check_notebook_name(notebook)
+    timings = load_timings()
+    entry = timings.setdefault("notebooks", {}).setdefault(notebook, {})
+    entry.update(fields)
+    entry["cpu"] = system.cpu_name()
+    entry["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    timings["notebooks"] = dict(sorted(timings["notebooks"].items()))
+    return write_json_atomic(timings, timings_path())
+
+
+def format_seconds(seconds: float | None) -> str:
+    """Format a duration for people: 42 -> '42 s', 95 -> '1 min 35 s', None -> 'not measured'."""
+    if seconds is None:
+        return "not measured"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def notebook_time(notebook: str) -> str:
+    """Return one sentence with a notebook's measured full- and fast-mode run times."""
+    entry = load_timings().get("notebooks", {}).get(notebook)
+    if not entry:
+        return f"{notebook}: run time not measured yet (`make course` measures it)."
+    return (
+        f"{notebook} took {format_seconds(entry.get('full_s'))} in full mode and "
+        f"{format_seconds(entry.get('fast_s'))} in fast mode on {entry.get('cpu', '?')} "
+        f"(measured {entry.get('measured', '?')} by `make course`; your machine will differ)."
+    )

@@ -1,0 +1,241 @@
+"""Run the course's notebooks headless: ``python -m course_lib.runner`` (``make course``).
+
+Introduced in 00_setup_and_tour.
+
+Full mode (the default) first times a fast-mode run of each notebook (into
+``artifacts/fast/notebooks``, thrown away), then executes each notebook top to bottom in full
+mode, writes its outputs back into ``notebooks/`` and stamps the notebook's metadata with a
+hash of its code cells. ``tests/test_notebooks.py`` recomputes that hash: when the code was
+changed after the outputs were made, the test fails. Notebooks write their own
+``results/*.json``; the runner records run times in ``results/timings.json``, refreshes the
+README's generated tables and prints a summary.
+
+``--fast`` executes the notebooks in fast mode only and writes the executed copies under
+``artifacts/fast/notebooks``; nothing committed is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from course_lib import config, report, system
+from course_lib.atomic import write_bytes_atomic
+
+STAMP_KEY = "course"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CELL_TIMEOUT_S = 1800
+
+
+def code_hash(nb: nbformat.NotebookNode) -> str:
+    """Return the sha256 of a notebook's code cells (their source text, in order)."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            digest.update(cell.source.encode("utf-8"))
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def stamp(nb: nbformat.NotebookNode, mode: str, seconds: float) -> None:
+    """Record in the notebook's metadata how and from which code its outputs were made."""
+    nb.metadata[STAMP_KEY] = {
+        "code_sha256": code_hash(nb),
+        "mode": mode,
+        "run_seconds": round(seconds, 1),
+        "executed": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "cpu": system.cpu_name(),
+    }
+
+
+def stamp_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """Return what is wrong with a notebook's stored outputs (empty list: all good).
+
+    Checks: a stamp exists and is from a full-mode run, the code has not changed since, every
+    code cell ran once in order (execution counts 1, 2, 3...), and no cell stored an error.
+    """
+    meta = nb.metadata.get(STAMP_KEY)
+    if not meta:
+        return ["no run stamp: the outputs were not made by `make course`"]
+    problems = []
+    if meta.get("mode") != "full":
+        problems.append(f"outputs come from a {meta.get('mode')!r} run, not full mode")
+    if meta.get("code_sha256") != code_hash(nb):
+        problems.append("code cells changed after the outputs were made (stale outputs)")
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.get("execution_count") for c in code_cells]
+    if counts != list(range(1, len(code_cells) + 1)):
+        problems.append(f"not one top-to-bottom run: execution counts {counts}")
+    for i, cell in enumerate(code_cells, start=1):
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            problems.append(f"code cell {i} stored an error")
+    return problems
+
+
+def list_notebooks(names: list[str] | None = None) -> list[Path]:
+    """Return the notebooks to run: all ``notebooks/NN_*.ipynb``, or those named.
+
+    Names may be stems (``01_baseline``), file names or paths.
+
+    Raises:
+        FileNotFoundError: a named notebook does not exist.
+    """
+    folder = config.notebooks_dir()
+    if not names:
+        return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    paths = []
+    for name in names:
+        stem = Path(name).name.removesuffix(".ipynb")
+        path = folder / f"{stem}.ipynb"
+        if not path.is_file():
+            raise FileNotFoundError(f"no notebook {path}")
+        paths.append(path)
+    return paths
+
+
+def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
+    """Execute a notebook top to bottom in a fresh kernel, in the notebooks folder.
+
+    Returns:
+        The executed notebook and the wall-clock seconds it took.
+
+    Raises:
+        CellExecutionError: a cell failed.
+    """
+    nb = nbformat.read(path, as_version=4)
+    previous = os.environ.get(config.FAST_ENV)
+    os.environ[config.FAST_ENV] = "1" if fast else "0"  # the kernel inherits it
+    try:
+        client = NotebookClient(
+            nb,
+            timeout=CELL_TIMEOUT_S,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            record_timing=False,
+            # TensorFlow's C++ log lines go to the terminal, not into the stored outputs.
+            extra_arguments=[
+                "--IPKernelApp.capture_fd_output=False",
+                "--IPKernelApp.log_level=ERROR",
+            ],
+        )
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except CellExecutionError:
+            _write_notebook(nb, failed_path(path, fast))  # keep the partial run for debugging
+            raise
+        return nb, time.perf_counter() - start
+    finally:
+        if previous is None:
+            os.environ.pop(config.FAST_ENV, None)
+        else:
+            os.environ[config.FAST_ENV] = previous
+
+
+def failed_path(path: Path, fast: bool) -> Path:
+    """Return where a notebook that failed to run is kept: ``artifacts/<mode>/failed/``."""
+    return config.artifacts_dir("failed", for_mode="fast" if fast else "full") / path.name
+
+
+def _write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    write_bytes_atomic(nbformat.writes(nb).encode("utf-8") + b"\n", path)
+
+
+def _run_one(path: Path, fast: bool, label: str, start: float) -> float | None:
+    mode = "fast" if fast else "full"
+    print(f"{label} {path.stem} ({mode} mode) ...", flush=True)
+    try:
+        nb, seconds = execute(path, fast)
+    except CellExecutionError as err:
+        last_line = _ANSI.sub("", str(err)).strip().splitlines()[-1]
+        print(f"    FAILED: {last_line}", flush=True)
+        print(f"    the partly executed notebook is in {failed_path(path, fast)}", flush=True)
+        return None
+    if fast:
+        _write_notebook(nb, config.artifacts_dir("notebooks", for_mode="fast") / path.name)
+    else:
+        stamp(nb, mode, seconds)
+        _write_notebook(nb, path)
+        report.record_timing(path.stem, full_s=round(seconds, 1))
+    elapsed = report.format_seconds(time.perf_counter() - start)
+    print(f"    done in {report.format_seconds(seconds)} (elapsed {elapsed})", flush=True)
+    return seconds
+
+
+def print_summary() -> None:
+    """Print every full-mode results file as a comparison table."""
+    for stem, results_file in report.load_all_results(config.repo_root() / "results").items():
+        print(f"\n== {stem} ({results_file.mode} mode, {results_file.dataset}) ==")
+        models = dict.fromkeys(r.model for r in results_file.results)
+        for model in models:
+            subset = [r for r in results_file.results if r.model == model]
+            try:
+                print(report.comparison_table(subset))
+            except ValueError as err:
+                print(f"(cannot tabulate {model}: {err})")
+
+
+def run_course(names: list[str] | None, fast: bool, time_fast: bool) -> int:
+    """Run notebooks as described in the module docstring; return the exit status."""
+    paths = list_notebooks(names)
+    if not fast:
+        # 00 shows the course map with this run's timings, so it runs last.
+        paths = sorted(paths, key=lambda p: (p.stem.startswith("00_"), p.stem))
+    start = time.perf_counter()
+    failures = []
+    if time_fast and not fast:
+        print("Timing fast mode (outputs discarded)...", flush=True)
+        for i, path in enumerate(paths, start=1):
+            seconds = _run_one(path, True, f"[fast {i}/{len(paths)}]", start)
+            if seconds is None:
+                failures.append(f"{path.stem} (fast)")
+            else:
+                report.record_timing(path.stem, fast_s=round(seconds, 1))
+    for i, path in enumerate(paths, start=1):
+        label = f"[{'fast' if fast else 'full'} {i}/{len(paths)}]"
+        if _run_one(path, fast, label, start) is None:
+            failures.append(path.stem)
+    if not fast:
+        from course_lib import readme
+
+        readme.update_readme()
+        print_summary()
+    total = report.format_seconds(time.perf_counter() - start)
+    if failures:
+        print(f"\n{len(failures)} notebook(s) failed: {', '.join(failures)} ({total})")
+        return 1
+    print(f"\nAll {len(paths)} notebook(s) ran in {'fast' if fast else 'full'} mode in {total}.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; see ``python -m course_lib.runner --help``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.runner",
+        description="Execute the course notebooks headless (full mode stores their outputs).",
+    )
+    parser.add_argument("notebooks", nargs="*", help="stems or paths (default: all)")
+    parser.add_argument(
+        "--fast", action="store_true", help="fast mode only; writes under artifacts/fast"
+    )
+    parser.add_argument(
+        "--no-fast-timing",
+        action="store_true",
+        help="in full mode, skip the fast-mode timing pass",
+    )
+    args = parser.parse_args(argv)
+    return run_course(args.notebooks or None, fast=args.fast, time_fast=not args.no_fast_timing)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

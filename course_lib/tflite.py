@@ -1,0 +1,289 @@
+"""Convert Keras models to .tflite and run them with LiteRT: accuracy and latency.
+
+Introduced in 01_baseline. Conversion uses ``tf.lite.TFLiteConverter``; inference uses the
+LiteRT interpreter (``ai_edge_litert.interpreter.Interpreter``), the maintained successor of
+the deprecated ``tf.lite.Interpreter``.
+
+Conversion kinds (chapter 03 explains each):
+
+- ``float32``: no quantization, the deployable baseline.
+- ``dynamic``: int8 weights, float activations quantized on the fly (no calibration data).
+- ``float16``: float16 weights, computed in float32 on most CPUs.
+- ``int8``: int8 weights AND activations, int8 input/output; needs representative data.
+- ``int16x8``: int8 weights, int16 activations; needs representative data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from course_lib import config
+from course_lib.atomic import write_bytes_atomic
+from course_lib.compat import keras, tf
+from course_lib.measure import LatencyStats, time_calls
+
+CONVERSIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
+"""The conversion kinds :func:`convert` accepts."""
+_NEEDS_CALIBRATION = ("int8", "int16x8")
+
+
+def _check_images(x: np.ndarray, input_shape: tuple, what: str) -> None:
+    expected = tuple(d for d in input_shape[1:])
+    if not isinstance(x, np.ndarray) or x.ndim != len(input_shape) or x.shape[1:] != expected:
+        got = getattr(x, "shape", type(x).__name__)
+        raise ValueError(
+            f"{what} must have shape (N, {', '.join(map(str, expected))}) to match the model "
+            f"input; got {got}"
+        )
+    if x.dtype != np.float32:
+        raise ValueError(
+            f"{what} must be float32 like the model input; got {x.dtype} "
+            "(convert with x.astype('float32'))"
+        )
+
+
+def representative_dataset(
+    x: np.ndarray,
+    num_samples: int = 100,
+    input_shape: tuple | None = None,
+    seed: int = config.SEED,
+) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Return a generator function that yields calibration images one at a time.
+
+    The TFLite converter runs these through the model to choose the int8 scale and zero
+    point of every activation.
+
+    Args:
+        x: float32 images, shape ``(N, H, W, C)``.
+        num_samples: how many images to yield (a seeded random choice of ``x``).
+        input_shape: the model's input shape (with batch dimension); when given, ``x`` is
+            checked against it now, before any conversion starts.
+        seed: seed of the random choice.
+
+    Raises:
+        ValueError: ``num_samples`` out of range, or ``x`` of the wrong shape or dtype.
+    """
+    if input_shape is not None:
+        _check_images(x, tuple(input_shape), "representative data")
+    if not 1 <= num_samples <= len(x):
+        raise ValueError(f"num_samples must be in 1..{len(x)}, got {num_samples}")
+    idx = np.random.default_rng(seed).choice(len(x), size=num_samples, replace=False)
+
+    def generator() -> Iterator[list[np.ndarray]]:
+        for i in idx:
+            yield [x[i : i + 1]]
+
+    return generator
+
+
+def is_quantization_aware(model: keras.Model) -> bool:
+    """Return True if the model was prepared by ``tfmot.quantization.keras.quantize_model``."""
+    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+
+
+def convert(
+    model: keras.Model,
+    kind: str = "float32",
+    representative_data: np.ndarray | None = None,
+    num_calibration: int = 100,
+    sparsity: bool = False,
+) -> bytes:
+    """Convert a Keras model to a .tflite flatbuffer.
+
+    Args:
+        model: a tf_keras model (strip pruning wrappers first).
+        kind: one of ``CONVERSIONS``.
+        representative_data: float32 images for calibration; required for ``int8`` and
+            ``int16x8`` unless the model is quantization-aware (QAT learned its ranges).
+        num_calibration: how many of those images the converter sees.
+        sparsity: add ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (stores sparse weights in a
+            sparse format that XNNPACK can use for some ops; see chapter 02).
+
+    Returns:
+        The .tflite file contents.
+
+    Raises:
+        ValueError: unknown kind, missing calibration data, or calibration data whose shape
+            or dtype does not match the model input (checked before conversion starts).
+    """
+    if kind not in CONVERSIONS:
+        raise ValueError(f"Unknown conversion {kind!r}. Choose one of: {', '.join(CONVERSIONS)}.")
+    qat = is_quantization_aware(model)
+    calibration = None
+    if kind in _NEEDS_CALIBRATION:
+        if representative_data is None and not qat:
+            raise ValueError(
+                f"{kind} conversion needs representative_data (a few hundred training images) "
+                "to calibrate activation ranges"
+            )
+        if representative_data is not None:  # checked here, before conversion starts
+            calibration = representative_dataset(
+                representative_data, num_calibration, tuple(model.input_shape)
+            )
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    optimizations = []
+    if kind != "float32" or qat:
+        optimizations.append(tf.lite.Optimize.DEFAULT)
+    if sparsity:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if calibration is not None:
+        converter.representative_dataset = calibration
+    if kind == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif kind == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    with warnings.catch_warnings():
+        # int8 I/O without input statistics is fine: the converter records the input scale.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return converter.convert()
+
+
+def save_tflite(content: bytes, path: str | Path) -> Path:
+    """Write .tflite bytes to ``path`` atomically (temporary file, then rename)."""
+    return write_bytes_atomic(content, path)
+
+
+class LiteModel:
+    """A .tflite model loaded into the LiteRT interpreter, with batch-1 helpers.
+
+    Example::
+
+        lite = LiteModel(tflite_bytes)        # or a path to a .tflite file
+        lite.evaluate(data.x_test, data.y_test)  # accuracy, one image per invoke()
+        lite.latency(data.x_test[:1])            # median / p90 microseconds
+
+    Inputs are float32 images; for an int8 model they are quantized with the scale and zero
+    point stored in the model, and int8 outputs are dequantized the same way.
+    """
+
+    def __init__(self, model: bytes | str | Path, num_threads: int = 1) -> None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        if isinstance(model, (bytes, bytearray)):
+            self.content = bytes(model)
+        else:
+            path = Path(model)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist")
+            self.content = path.read_bytes()
+        self.num_threads = num_threads
+        self.interpreter = Interpreter(model_content=self.content, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Input tensor shape, batch dimension included, e.g. ``(1, 28, 28, 1)``."""
+        return tuple(int(d) for d in self._input["shape"])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """Input tensor dtype (float32, or int8 for a full-integer model)."""
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """Output tensor dtype."""
+        return np.dtype(self._output["dtype"])
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        """``(scale, zero_point)`` of the input; ``(0.0, 0)`` for a float input."""
+        scale, zero_point = self._input["quantization"]
+        return float(scale), int(zero_point)
+
+    @property
+    def output_quantization(self) -> tuple[float, int]:
+        """``(scale, zero_point)`` of the output; ``(0.0, 0)`` for a float output."""
+        scale, zero_point = self._output["quantization"]
+        return float(scale), int(zero_point)
+
+    def prepare_input(self, x: np.ndarray) -> np.ndarray:
+        """Check a batch of images and convert it to the model's input dtype.
+
+        float32 images are quantized for an integer model with its stored scale and zero
+        point: ``q = round(x / scale) + zero_point``, clipped to the integer range.
+
+        Raises:
+            ValueError: wrong shape or dtype; the message names expected and given.
+        """
+        expected_shape = self.input_shape[1:]
+        x = np.asarray(x)
+        ok_dtypes = {np.dtype(np.float32), self.input_dtype}
+        if x.ndim != len(self.input_shape) or tuple(x.shape[1:]) != expected_shape:
+            raise ValueError(
+                f"this .tflite expects input of shape (N, {', '.join(map(str, expected_shape))}) "
+                f"and dtype {self.input_dtype}; got shape {x.shape} (add a batch axis with "
+                "x[None] for a single image)"
+            )
+        if x.dtype not in ok_dtypes:
+            names = " or ".join(sorted(str(d) for d in ok_dtypes))
+            raise ValueError(f"this .tflite expects input of dtype {names}; got {x.dtype}")
+        if x.dtype == self.input_dtype:
+            return x
+        scale, zero_point = self.input_quantization
+        info = np.iinfo(self.input_dtype)
+        q = np.round(x / scale) + zero_point
+        return np.clip(q, info.min, info.max).astype(self.input_dtype)
+
+    def _output_as_float(self, y: np.ndarray) -> np.ndarray:
+        if self.output_dtype == np.float32:
+            return y
+        scale, zero_point = self.output_quantization
+        return (y.astype(np.float32) - zero_point) * scale
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run every image through ``invoke()`` one at a time and return float outputs.
+
+        Batch 1 is how the model runs on a device, so accuracy is measured exactly as deployed.
+        """
+        q = self.prepare_input(x)
+        interp, in_idx, out_idx = self.interpreter, self._input["index"], self._output["index"]
+        outputs = np.empty((len(q), *self._output["shape"][1:]), dtype=self.output_dtype)
+        for i in range(len(q)):
+            interp.set_tensor(in_idx, q[i : i + 1])
+            interp.invoke()
+            outputs[i] = interp.get_tensor(out_idx)[0]
+        return self._output_as_float(outputs)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Return the top-1 accuracy on ``(x, y)``, one image per ``invoke()``.
+
+        Raises:
+            ValueError: lengths differ, or input of the wrong shape or dtype.
+        """
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        predictions = self.predict(x).argmax(axis=-1)
+        return float(np.mean(predictions == np.asarray(y)))
+
+    def latency(self, x: np.ndarray, warmup: int = 30, runs: int = 300) -> LatencyStats:
+        """Time single-image ``invoke()`` calls (after warm-up) and summarise them.
+
+        Only ``invoke()`` is timed: setting the input and reading the output are not.
+
+        Args:
+            x: one image with a batch axis, shape ``(1, H, W, C)``; a longer batch uses its
+                first image.
+            warmup: untimed calls first (caches, XNNPACK packing).
+            runs: timed calls.
+
+        Raises:
+            ValueError: ``runs`` < 2, or input of the wrong shape or dtype.
+        """
+        q = self.prepare_input(x)[:1]
+        self.interpreter.set_tensor(self._input["index"], q)
+        return time_calls(self.interpreter.invoke, warmup, runs, threads=self.num_threads)

@@ -1,0 +1,237 @@
+"""Seeded training and a cache of trained models, written atomically.
+
+Introduced in 01_baseline. Any notebook can run on its own: it asks the cache for the
+baseline and trains it only when no matching model exists. A cache entry is keyed by a hash
+of everything that determines the weights (model, dataset, mode, hyper-parameters,
+TensorFlow version), and is written to a temporary file that is renamed into place, so an
+interrupted run never leaves a half-written model for a later notebook to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from course_lib import config
+from course_lib.atomic import atomic_path, write_json_atomic
+from course_lib.compat import keras, set_seeds, tf
+from course_lib.data import Dataset, load_dataset
+from course_lib.models import build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (the seed article's values by default)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = config.SEED
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as a dict (used in cache keys and results)."""
+        return asdict(self)
+
+
+def baseline_config() -> TrainConfig:
+    """Return the baseline's training settings: the article's 10 epochs at batch 32 with
+    Adam(1e-3) in full mode, 2 epochs in fast mode."""
+    return TrainConfig(epochs=config.pick(full=10, fast=2))
+
+
+def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
+    """Compile with Adam, sparse categorical cross-entropy and accuracy (as the article does).
+
+    Returns the same model, for chaining.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit(
+    model: keras.Model,
+    data: Dataset,
+    cfg: TrainConfig,
+    callbacks: Iterable[keras.callbacks.Callback] = (),
+    verbose: int = 0,
+) -> dict[str, list[float]]:
+    """Train a compiled model on ``data.x_train`` with validation on ``data.x_val``.
+
+    The shuffling order is seeded from ``cfg.seed``, so the same model, data and config give
+    the same weights on the same machine.
+
+    Returns:
+        The Keras history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` per epoch).
+
+    Raises:
+        ValueError: the model is not compiled.
+    """
+    if model.optimizer is None:
+        raise ValueError(f"model {model.name!r} is not compiled; call compile_model(model) first")
+    set_seeds(cfg.seed)
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def cache_key(**parts: Any) -> str:
+    """Return a short, stable hash of JSON-serialisable key parts.
+
+    The mode and TensorFlow version are always included, so a fast-mode model is never
+    mistaken for a full-mode one and a TensorFlow upgrade retrains.
+
+    Raises:
+        TypeError: a part is not JSON-serialisable.
+    """
+    payload = {"mode": config.mode(), "tensorflow": tf.__version__, **parts}
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_model_atomic(model: keras.Model, path: str | Path) -> Path:
+    """Save a model to ``path`` (``.keras``) via a temporary file and an atomic rename.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.keras``.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"save models as .keras files, got {path.name!r}")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+@dataclass
+class CachedModel:
+    """A model from the cache: the model, where it lives, and what was recorded with it."""
+
+    model: keras.Model
+    path: Path
+    from_cache: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Training history recorded when the model was made (empty if none)."""
+        return self.meta.get("history", {})
+
+
+def cached_model(
+    name: str,
+    key_parts: dict[str, Any],
+    create: Callable[[], tuple[keras.Model, dict[str, Any]]],
+    custom_objects_scope: Callable[[], contextlib.AbstractContextManager] | None = None,
+) -> CachedModel:
+    """Load a model from ``artifacts/<mode>/models`` or create, save and return it.
+
+    Args:
+        name: a readable prefix for the file name (e.g. ``"seed_cnn-mnist"``).
+        key_parts: everything that determines the weights; hashed by :func:`cache_key`.
+        create: builds and trains the model; returns ``(model, meta)`` where ``meta`` is a
+            JSON-serialisable dict (history, timings) stored beside the model.
+        custom_objects_scope: a context manager needed to load the model, e.g.
+            ``tfmot.sparsity.keras.prune_scope`` for a model with pruning wrappers.
+
+    Returns:
+        A :class:`CachedModel`; ``from_cache`` says whether training was skipped.
+    """
+    key = cache_key(name=name, **key_parts)
+    path = config.artifacts_dir("models") / f"{name}-{key}.keras"
+    meta_path = path.with_suffix(".json")
+    scope = custom_objects_scope or contextlib.nullcontext
+    if path.is_file() and meta_path.is_file():  # meta is written last: both = complete
+        with scope():
+            model = keras.models.load_model(path)
+        return CachedModel(model, path, True, json.loads(meta_path.read_text()))
+    model, meta = create()
+    meta = {"key_parts": key_parts, "mode": config.mode(), **meta}
+    save_model_atomic(model, path)
+    write_json_atomic(meta, meta_path)
+    return CachedModel(model, path, False, meta)
+
+
+def train_model(
+    model_name: str,
+    data: Dataset,
+    cfg: TrainConfig,
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Build a fresh model by name, train it, and return ``(model, meta)``.
+
+    ``meta`` holds the history and the wall-clock training time in seconds.
+    """
+    set_seeds(cfg.seed)
+    model = compile_model(
+        build_model(model_name, data.input_shape, data.num_classes), cfg.learning_rate
+    )
+    start = time.perf_counter()
+    history = fit(model, data, cfg, verbose=verbose)
+    return model, {"history": history, "train_seconds": time.perf_counter() - start}
+
+
+def train_baseline(
+    model_name: str = "seed_cnn",
+    dataset: str = "mnist",
+    cfg: TrainConfig | None = None,
+    data: Dataset | None = None,
+    verbose: int = 0,
+) -> CachedModel:
+    """Return the trained float32 baseline of a model, from the cache or freshly trained.
+
+    Introduced in 01_baseline; every later chapter calls it to get the model it compares
+    against, so the baseline is trained once per machine and mode.
+
+    Args:
+        model_name: a key of ``course_lib.models.MODELS``.
+        dataset: a key of ``course_lib.data.DATASETS``.
+        cfg: training settings (default :func:`baseline_config`).
+        data: the loaded dataset, to avoid loading it twice (must match ``dataset``).
+        verbose: Keras ``fit`` verbosity when training.
+
+    Raises:
+        ValueError: unknown model or dataset, or ``data`` is a different dataset.
+    """
+    cfg = cfg or baseline_config()
+    if data is None:
+        data = load_dataset(dataset)
+    elif data.name != dataset:
+        raise ValueError(f"data is {data.name!r} but dataset={dataset!r} was requested")
+    build_model(model_name)  # fail early on an unknown name
+    key_parts = {
+        "model": model_name,
+        "dataset": dataset,
+        "train_size": len(data.x_train),
+        **cfg.as_dict(),
+    }
+    return cached_model(
+        f"{model_name}-{dataset}",
+        key_parts,
+        lambda: train_model(model_name, data, cfg, verbose=verbose),
+    )

@@ -1,0 +1,112 @@
+"""Turn a model into a measured :class:`~course_lib.report.Result` in one call.
+
+Introduced in 01_baseline. Converts (if needed), saves the .tflite under
+``artifacts/<mode>/tflite/``, and measures size, gzip size, accuracy on the test set and
+single-image latency with LiteRT, plus parameters, non-zeros and MACs from the Keras model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from course_lib import config
+from course_lib.compat import keras
+from course_lib.data import Dataset
+from course_lib.measure import count_macs, count_nonzero, count_params, gzip_size
+from course_lib.report import Result
+from course_lib.tflite import LiteModel, convert, save_tflite
+
+
+def latency_runs() -> int:
+    """Timed ``invoke()`` calls per latency measurement: 1000 in full mode, 100 in fast."""
+    return config.pick(full=1000, fast=100)
+
+
+def tflite_path(variant: str, folder: str = "tflite") -> Path:
+    """Return ``artifacts/<mode>/<folder>/<variant>.tflite``."""
+    return config.artifacts_dir(folder) / f"{variant}.tflite"
+
+
+def measure_tflite(
+    content: bytes,
+    variant: str,
+    data: Dataset,
+    keras_model: keras.Model,
+    *,
+    model_name: str,
+    technique: str,
+    baseline: str | None = None,
+    folder: str = "tflite",
+    threads: int = 1,
+    **extra: Any,
+) -> Result:
+    """Measure a .tflite: save it, then size, gzip size, accuracy and latency.
+
+    Args:
+        content: the .tflite bytes.
+        variant: the Result's name, also the file name.
+        data: the dataset; accuracy is measured on ``data.x_test`` (all 10,000 images in
+            full mode), one image per ``invoke()``.
+        keras_model: the model it was converted from (params, non-zeros and MACs).
+        model_name, technique, baseline: copied into the Result.
+        folder: sub-folder of ``artifacts/<mode>/`` for the file (e.g. the notebook stem).
+        threads: interpreter threads for the latency measurement.
+        **extra: extra Result fields (e.g. ``sparsity=0.9``).
+    """
+    path = save_tflite(content, tflite_path(variant, folder))
+    lite = LiteModel(content, num_threads=threads)
+    accuracy = lite.evaluate(data.x_test, data.y_test)
+    stats = lite.latency(data.x_test[:1], warmup=50, runs=latency_runs())
+    return Result(
+        variant=variant,
+        model=model_name,
+        technique=technique,
+        accuracy=accuracy,
+        params=count_params(keras_model),
+        nonzero_params=count_nonzero(keras_model),
+        macs=count_macs(keras_model),
+        tflite_bytes=len(content),
+        tflite_gzip_bytes=gzip_size(content),
+        latency_us=round(stats.median_us, 2),
+        baseline=baseline,
+        extra={"latency_p90_us": round(stats.p90_us, 2), "tflite_file": path.name, **extra},
+    )
+
+
+def convert_and_measure(
+    keras_model: keras.Model,
+    variant: str,
+    data: Dataset,
+    *,
+    model_name: str,
+    technique: str,
+    kind: str = "float32",
+    baseline: str | None = None,
+    representative_data: np.ndarray | None = None,
+    sparsity: bool = False,
+    folder: str = "tflite",
+    **extra: Any,
+) -> Result:
+    """Convert a Keras model with :func:`course_lib.tflite.convert`, then :func:`measure_tflite`.
+
+    For ``int8`` / ``int16x8`` the calibration images default to ``data.x_train``. The
+    conversion kind is recorded in the Result as ``conversion``.
+    """
+    if kind in ("int8", "int16x8") and representative_data is None:
+        representative_data = data.x_train
+    content = convert(keras_model, kind, representative_data=representative_data, sparsity=sparsity)
+    return measure_tflite(
+        content,
+        variant,
+        data,
+        keras_model,
+        model_name=model_name,
+        technique=technique,
+        baseline=baseline,
+        folder=folder,
+        conversion=kind,
+        **extra,
+    )

@@ -1,0 +1,71 @@
+"""Shared fixtures: an isolated course folder, a tiny dataset and a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots render without a display
+
+import numpy as np
+import pytest
+
+import course_lib  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from course_lib import config, data
+from course_lib.compat import keras, set_seeds
+from course_lib.training import compile_model
+
+
+@pytest.fixture
+def tmp_root(tmp_path, monkeypatch):
+    """A throwaway course folder (COURSE_ROOT) with links to the real datasets, full mode."""
+    (tmp_path / "course_lib").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "data").mkdir()
+    for spec in data.DATASETS.values():
+        (tmp_path / "data" / spec.filename).symlink_to(config.repo_root() / "data" / spec.filename)
+    monkeypatch.setenv(config.ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(config.FAST_ENV, "0")
+    return tmp_path
+
+
+def make_dataset(n_train: int = 600, n_test: int = 300) -> data.Dataset:
+    """A small real-MNIST Dataset (balanced subsets), independent of the mode."""
+    full = data.load_dataset("mnist", fast=False)
+    x_tr, y_tr = data.balanced_subset(full.x_train, full.y_train, n_train // 10)
+    x_val, y_val = data.balanced_subset(full.x_val, full.y_val, 10)
+    x_te, y_te = data.balanced_subset(full.x_test, full.y_test, n_test // 10)
+    return data.Dataset("mnist", x_tr, y_tr, x_val, y_val, x_te, y_te, full.class_names, True)
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> data.Dataset:
+    """600 training, 100 validation and 300 test MNIST images."""
+    return make_dataset()
+
+
+def build_tiny_model() -> keras.Model:
+    """A small CNN (conv 8 -> pool -> dense 10), quick to train and convert."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+            keras.layers.MaxPooling2D(2, name="pool"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
+        ],
+        name="tiny",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data) -> keras.Model:
+    """The tiny CNN trained for 3 epochs on ``tiny_data`` (about 85-90 % accuracy)."""
+    set_seeds(0)
+    model = compile_model(build_tiny_model())
+    model.fit(tiny_data.x_train, tiny_data.y_train, epochs=3, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

@@ -1,0 +1,50 @@
+"""Fast/full mode and the folders each mode writes to."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_lib import config
+
+
+@pytest.mark.parametrize(
+    "value,fast",
+    [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("no", False)],
+)
+def test_is_fast_reads_the_environment(monkeypatch, value, fast):
+    monkeypatch.setenv(config.FAST_ENV, value)
+    assert config.is_fast() is fast
+    assert config.mode() == ("fast" if fast else "full")
+    assert config.pick(full=10, fast=2) == (2 if fast else 10)
+
+
+def test_full_mode_writes_results_to_results(tmp_root):
+    assert config.results_dir() == tmp_root / "results"
+    assert config.artifacts_dir("models") == tmp_root / "artifacts" / "full" / "models"
+    assert (tmp_root / "artifacts" / "full" / "models").is_dir()
+
+
+def test_fast_mode_never_writes_to_results(tmp_root, monkeypatch):
+    monkeypatch.setenv(config.FAST_ENV, "1")
+    assert config.results_dir() == tmp_root / "artifacts" / "fast" / "results"
+    assert not (tmp_root / "results").exists()
+
+
+def test_artifacts_dir_for_another_mode(tmp_root):
+    assert config.artifacts_dir("x", for_mode="fast") == tmp_root / "artifacts" / "fast" / "x"
+    with pytest.raises(ValueError, match="for_mode"):
+        config.artifacts_dir(for_mode="medium")
+
+
+def test_repo_root_is_the_clone_by_default(monkeypatch):
+    monkeypatch.delenv(config.ROOT_ENV, raising=False)
+    root = config.repo_root()
+    assert (root / "course_lib" / "config.py").is_file() and (root / "data").is_dir()
+
+
+def test_repo_root_explains_when_it_cannot_find_the_course(monkeypatch, tmp_path):
+    monkeypatch.delenv(config.ROOT_ENV, raising=False)
+    monkeypatch.setattr(config, "_looks_like_root", lambda path: False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=config.ROOT_ENV):
+        config.repo_root()

@@ -1,0 +1,59 @@
+"""The stored notebooks: outputs from one full-mode run of the current code, conventions kept,
+results committed in full mode, README tables current."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from course_lib import config, readme, report, runner
+
+NOTEBOOKS = sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = [p for p in NOTEBOOKS if not p.stem.startswith("00_")]
+
+
+def test_the_course_has_its_first_notebooks():
+    assert [p.stem for p in NOTEBOOKS][:2] == ["00_setup_and_tour", "01_baseline"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_are_current_and_from_one_full_run(path):
+    problems = runner.stamp_problems(nbformat.read(path, as_version=4))
+    assert not problems, (
+        f"{path.name}: {'; '.join(problems)}. Re-run it with "
+        f"`.venv/bin/python -m course_lib.runner {path.stem}` (or `make course`)."
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    title, about = readme.notebook_title(path)
+    assert title.startswith(path.stem[:2]) and about
+    for heading in ("## Setup", "## Summary", "## Exercises"):
+        assert heading in markdown, f"{path.name} lacks {heading}"
+    for words in ("**You will learn**", "**You need**", "**Time**"):
+        assert words in markdown, f"{path.name}'s opening lacks {words}"
+    assert code[0].startswith("import course_lib"), "the first code line must import course_lib"
+    assert f'course_lib.setup(notebook="{path.stem}")' in code[0]
+    assert path.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_results_are_committed_in_full_mode(path):
+    results_path = config.repo_root() / "results" / f"{path.stem}.json"
+    assert results_path.is_file(), f"{results_path.name} missing: run `make course`"
+    payload = json.loads(results_path.read_text())
+    assert payload["mode"] == "full" and payload["notebook"] == path.stem
+    assert {"tensorflow", "tf_keras", "tfmot", "litert", "cpu"} <= set(payload["environment"])
+    loaded = report.load_results(path.stem, config.repo_root() / "results")
+    assert loaded.results
+
+
+def test_readme_tables_are_generated_from_the_results():
+    text = (config.repo_root() / "README.md").read_text(encoding="utf-8")
+    assert readme.render(text) == text, "README.md is stale: run `python -m course_lib.readme`"

@@ -1,0 +1,38 @@
+"""The README generator: titles, course map and markers."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from course_lib import readme, report
+
+
+def _write(path, first_markdown):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(first_markdown)]
+    nbformat.write(nb, path)
+
+
+def test_notebook_title_and_description(tmp_path):
+    path = tmp_path / "05_x.ipynb"
+    _write(path, "# 05 · Title here\n\nFirst line\ncontinues.\n\nSecond paragraph.")
+    assert readme.notebook_title(path) == ("05 · Title here", "First line continues.")
+    _write(path, "no title")
+    with pytest.raises(ValueError, match="H1 title"):
+        readme.notebook_title(path)
+
+
+def test_render_fills_the_sections(tmp_root):
+    _write(tmp_root / "notebooks" / "01_a.ipynb", "# 01 · A\n\nTeaches A.")
+    report.record_timing("01_a", full_s=61.0)
+    text = (
+        "x\n<!-- course-map:start -->\nold\n<!-- course-map:end -->\n"
+        "<!-- results:start -->\n<!-- results:end -->\n"
+    )
+    out = readme.render(text)
+    assert "| [01_a](notebooks/01_a.ipynb) | Teaches A. | 1 min 01 s | not measured |" in out
+    assert "old" not in out and "Nothing measured yet" in out
+    assert readme.render(out) == out
+    with pytest.raises(ValueError, match="results:start"):
+        readme.render("<!-- course-map:start --><!-- course-map:end -->")

@@ -1,0 +1,86 @@
+"""The notebook runner: code hashes, stamps, stale-output detection and execution."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from course_lib import runner
+
+
+def _notebook(*sources, counts=None) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99 · Tiny\n\nA tiny notebook.")]
+    for i, src in enumerate(sources):
+        cell = nbformat.v4.new_code_cell(src)
+        cell.execution_count = (counts or list(range(1, len(sources) + 1)))[i]
+        nb.cells.append(cell)
+    return nb
+
+
+def test_code_hash_depends_on_code_only():
+    nb = _notebook("x = 1", "print(x)")
+    before = runner.code_hash(nb)
+    nb.cells[0].source = "# another title"
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1")]
+    assert runner.code_hash(nb) == before
+    nb.cells[2].source = "print(x + 1)"
+    assert runner.code_hash(nb) != before
+
+
+def test_stamp_problems():
+    nb = _notebook("x = 1", "print(x)")
+    assert "no run stamp" in runner.stamp_problems(nb)[0]
+    runner.stamp(nb, "full", 3.0)
+    assert runner.stamp_problems(nb) == []
+    nb.cells[2].source = "print(2)"
+    assert any("stale" in p for p in runner.stamp_problems(nb))
+    runner.stamp(nb, "fast", 1.0)
+    assert any("not full mode" in p for p in runner.stamp_problems(nb))
+
+    reordered = _notebook("x = 1", "print(x)", counts=[2, 1])
+    runner.stamp(reordered, "full", 1.0)
+    assert any("top-to-bottom" in p for p in runner.stamp_problems(reordered))
+
+    failed = _notebook("1/0")
+    failed.cells[1].outputs = [nbformat.v4.new_output("error", ename="E", evalue="", traceback=[])]
+    runner.stamp(failed, "full", 1.0)
+    assert any("stored an error" in p for p in runner.stamp_problems(failed))
+
+
+def test_list_notebooks(tmp_root):
+    nbformat.write(_notebook("1"), tmp_root / "notebooks" / "01_a.ipynb")
+    nbformat.write(_notebook("1"), tmp_root / "notebooks" / "scratch.ipynb")
+    assert [p.name for p in runner.list_notebooks()] == ["01_a.ipynb"]
+    assert runner.list_notebooks(["notebooks/01_a.ipynb"])[0].name == "01_a.ipynb"
+    with pytest.raises(FileNotFoundError, match="02_b"):
+        runner.list_notebooks(["02_b"])
+
+
+def test_execute_runs_in_the_requested_mode(tmp_root):
+    path = tmp_root / "notebooks" / "99_tiny.ipynb"
+    nbformat.write(_notebook("import os\nprint(os.environ['COURSE_FAST'], os.getcwd())"), path)
+    nb, seconds = runner.execute(path, fast=True)
+    text = nb.cells[1].outputs[0]["text"]
+    assert text.split()[0] == "1" and text.split()[1] == str(path.parent)
+    assert seconds > 0 and nb.cells[1].execution_count == 1
+
+
+def test_full_run_stamps_records_times_and_keeps_failures_aside(tmp_root, capsys):
+    (tmp_root / "README.md").write_text(
+        "<!-- course-map:start -->\n<!-- course-map:end -->\n"
+        "<!-- results:start -->\n<!-- results:end -->\n"
+    )
+    good = tmp_root / "notebooks" / "01_good.ipynb"
+    bad = tmp_root / "notebooks" / "02_bad.ipynb"
+    nbformat.write(_notebook("print('hi')"), good)
+    nbformat.write(_notebook("raise RuntimeError('boom')"), bad)
+    status = runner.main(["--no-fast-timing"])
+    assert status == 1
+    assert runner.stamp_problems(nbformat.read(good, as_version=4)) == []
+    assert "no run stamp" in runner.stamp_problems(nbformat.read(bad, as_version=4))[0]
+    assert (tmp_root / "artifacts" / "full" / "failed" / "02_bad.ipynb").is_file()
+    timings = (tmp_root / "results" / "timings.json").read_text()
+    assert "01_good" in timings and "02_bad" not in timings
+    out = capsys.readouterr().out
+    assert "FAILED: RuntimeError: boom" in out and "01_good" in (tmp_root / "README.md").read_text()

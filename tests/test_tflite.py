@@ -1,0 +1,127 @@
+"""Conversion to every .tflite kind and LiteRT inference, with clear input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course_lib import tflite
+from course_lib.compat import tfmot
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_model, tiny_data):
+    return {
+        kind: tflite.convert(tiny_model, kind, representative_data=tiny_data.x_train)
+        for kind in tflite.CONVERSIONS
+    }
+
+
+def test_every_kind_runs_and_stays_accurate(converted, tiny_model, tiny_data):
+    keras_acc = float(
+        np.mean(tiny_model.predict(tiny_data.x_test, verbose=0).argmax(1) == tiny_data.y_test)
+    )
+    for kind, content in converted.items():
+        accuracy = tflite.LiteModel(content).evaluate(tiny_data.x_test, tiny_data.y_test)
+        assert abs(accuracy - keras_acc) <= 0.03, kind
+
+
+def test_float32_tflite_matches_keras(converted, tiny_model, tiny_data):
+    lite = tflite.LiteModel(converted["float32"])
+    np.testing.assert_allclose(
+        lite.predict(tiny_data.x_test[:50]),
+        tiny_model.predict(tiny_data.x_test[:50], verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_quantized_files_are_about_four_times_smaller(converted):
+    assert len(converted["dynamic"]) < 0.35 * len(converted["float32"])
+    assert len(converted["int8"]) < 0.35 * len(converted["float32"])
+    assert len(converted["float16"]) < 0.6 * len(converted["float32"])
+
+
+def test_int8_model_has_int8_io_and_quantizes_inputs_with_its_scale(converted):
+    lite = tflite.LiteModel(converted["int8"])
+    assert lite.input_dtype == np.int8 and lite.output_dtype == np.int8
+    scale, zero_point = lite.input_quantization
+    assert scale > 0
+    x = np.full((1, 28, 28, 1), 0.5, np.float32)
+    expected = np.clip(np.round(0.5 / scale) + zero_point, -128, 127)
+    assert lite.prepare_input(x)[0, 0, 0, 0] == expected
+    probs = lite.predict(x)
+    assert probs.dtype == np.float32 and probs.shape == (1, 10)
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=0.05)
+
+
+def test_float_model_keeps_float_io(converted):
+    lite = tflite.LiteModel(converted["float32"])
+    assert lite.input_dtype == np.float32 and lite.input_quantization == (0.0, 0)
+    assert lite.input_shape == (1, 28, 28, 1)
+
+
+def test_wrong_input_shape_or_dtype_names_expected_and_given(converted):
+    lite = tflite.LiteModel(converted["float32"])
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 28, 28, 1\).*got shape"):
+        lite.predict(np.zeros((28, 28, 1), np.float32))
+    with pytest.raises(ValueError, match="expects input of dtype float32; got float64"):
+        lite.predict(np.zeros((1, 28, 28, 1)))
+    with pytest.raises(ValueError, match="differ in length"):
+        lite.evaluate(np.zeros((2, 28, 28, 1), np.float32), np.zeros(3))
+
+
+def test_unknown_kind_and_missing_calibration_data(tiny_model):
+    with pytest.raises(ValueError, match="Choose one of: float32, dynamic"):
+        tflite.convert(tiny_model, "int4")
+    with pytest.raises(ValueError, match="needs representative_data"):
+        tflite.convert(tiny_model, "int8")
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((10, 32, 32, 1), np.float32), "shape"),
+        (np.zeros((10, 28, 28, 1), np.float64), "float32"),
+        (np.zeros((10, 28, 28), np.float32), "shape"),
+    ],
+)
+def test_bad_representative_data_fails_before_conversion(tiny_model, bad, match, monkeypatch):
+    from course_lib.compat import tf
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("conversion started")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_keras_model", no_conversion)
+    with pytest.raises(ValueError, match=match):
+        tflite.convert(tiny_model, "int8", representative_data=bad)
+
+
+def test_representative_dataset_yields_single_images(tiny_data):
+    gen = tflite.representative_dataset(tiny_data.x_train, num_samples=5)
+    batches = list(gen())
+    assert len(batches) == 5 and batches[0][0].shape == (1, 28, 28, 1)
+    with pytest.raises(ValueError, match="num_samples"):
+        tflite.representative_dataset(tiny_data.x_train, num_samples=0)
+
+
+def test_quantization_aware_models_are_detected(tiny_model):
+    assert not tflite.is_quantization_aware(tiny_model)
+    qat = tfmot.quantization.keras.quantize_model(tiny_model)
+    assert tflite.is_quantization_aware(qat)
+
+
+def test_latency_measures_invoke(converted, tiny_data):
+    stats = tflite.LiteModel(converted["float32"], num_threads=2).latency(
+        tiny_data.x_test[:1], warmup=2, runs=10
+    )
+    assert stats.runs == 10 and stats.threads == 2 and 0 < stats.median_us <= stats.p90_us
+
+
+def test_lite_model_from_file_and_errors(converted, tmp_path):
+    path = tflite.save_tflite(converted["float32"], tmp_path / "m.tflite")
+    assert tflite.LiteModel(path).content == converted["float32"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+    with pytest.raises(FileNotFoundError):
+        tflite.LiteModel(tmp_path / "missing.tflite")
+    with pytest.raises(ValueError, match="num_threads"):
+        tflite.LiteModel(converted["float32"], num_threads=0)

@@ -1,0 +1,52 @@
+"""One call turns a model into a measured Result."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_lib import measure, tflite, variants
+
+
+def test_measure_tflite_fills_every_field(tmp_root, tiny_model, tiny_data):
+    content = tflite.convert(tiny_model)
+    result = variants.measure_tflite(
+        content,
+        "tiny_float32",
+        tiny_data,
+        tiny_model,
+        model_name="tiny",
+        technique="none",
+        folder="99_test",
+        note="hello",
+    )
+    assert result.tflite_bytes == len(content)
+    assert result.tflite_gzip_bytes == measure.gzip_size(content) < len(content)
+    assert result.accuracy == tflite.LiteModel(content).evaluate(tiny_data.x_test, tiny_data.y_test)
+    assert result.params == tiny_model.count_params()
+    assert result.nonzero_params == measure.count_nonzero(tiny_model)
+    assert result.macs == measure.count_macs(tiny_model)
+    assert 0 < result.latency_us <= result.extra["latency_p90_us"]
+    assert result.extra["note"] == "hello"
+    saved = tmp_root / "artifacts" / "full" / "99_test" / "tiny_float32.tflite"
+    assert saved.read_bytes() == content
+
+
+def test_convert_and_measure_int8_calibrates_on_training_data(tmp_root, tiny_model, tiny_data):
+    result = variants.convert_and_measure(
+        tiny_model,
+        "tiny_int8",
+        tiny_data,
+        model_name="tiny",
+        technique="quantization",
+        kind="int8",
+        baseline="tiny_float32",
+    )
+    assert result.extra["conversion"] == "int8" and result.baseline == "tiny_float32"
+    assert result.accuracy > 0.5
+
+
+def test_unknown_technique_is_rejected(tmp_root, tiny_model, tiny_data):
+    with pytest.raises(ValueError, match="technique"):
+        variants.convert_and_measure(
+            tiny_model, "x", tiny_data, model_name="tiny", technique="wizardry"
+        )
