@@ -424,9 +424,9 @@ def notebook_time(notebook: str) -> str:
     """Return one sentence with a notebook's measured full- and fast-mode run times."""
     entry = load_timings().get("notebooks", {}).get(notebook)
     if not entry:
-        return f"{notebook}: run time not measured yet (`make course` measures it)."
+        return f"Run time of {notebook}: not measured yet (`make course` measures it)."
     return (
-        f"{notebook} took {format_seconds(entry.get('full_s'))} in full mode and "
-        f"{format_seconds(entry.get('fast_s'))} in fast mode on {entry.get('cpu', '?')} "
-        f"(measured {entry.get('measured', '?')} by `make course`; your machine will differ)."
+        f"Run time of {notebook}: {format_seconds(entry.get('full_s'))} in full mode, "
+        f"{format_seconds(entry.get('fast_s'))} in fast mode, on {entry.get('cpu', '?')} "
+        f"(measured by `make course` on {entry.get('measured', '?')}; yours will differ)."
     )
