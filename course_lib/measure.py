@@ -128,6 +128,10 @@ _ZERO_MAC_LAYERS = (
     keras.layers.MaxPooling2D,
     keras.layers.GlobalMaxPooling2D,
     keras.layers.Rescaling,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Concatenate,
+    keras.layers.Add,
+    keras.layers.LeakyReLU,
 )
 
 
@@ -138,8 +142,9 @@ def layer_macs(layer: keras.layers.Layer) -> int:
     ``H_out * W_out * C_in * multiplier * k_h * k_w``; SeparableConv2D: its depthwise part plus
     a 1x1 pointwise conv; Dense: ``inputs * units`` (times the positions when applied to a
     sequence or image); average pooling: one accumulate per input element in each window.
-    Max pooling, flatten, activations and batch norm (folded at conversion) count 0. Biases
-    are additions, not MACs, and are not counted.
+    Max pooling, flatten, padding, concatenation, element-wise additions, activations and
+    batch norm (folded at conversion) count 0. Biases are additions, not MACs, and are not
+    counted.
 
     Raises:
         ValueError: the layer type is unsupported (the message names the layer), or the

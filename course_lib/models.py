@@ -71,10 +71,36 @@ def lenet_5(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Mo
     )
 
 
+def xnnpack_sparse_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, width: int = 64
+) -> keras.Model:
+    """Build a small MobileNet-style CNN shaped for XNNPACK's sparse inference.
+
+    Introduced in 02_pruning. XNNPACK can run pruned 1x1 convolutions with sparse kernels
+    only inside a subgraph that starts with a 3x3 stride-2 convolution on 3 channels, padded
+    by 1 on each side, contains only 1x1 convolutions, 3x3 depthwise convolutions and
+    element-wise ops, and ends in a global average pool (see the "Sparse Inference" section
+    of the TFLite XNNPACK delegate README). tfmot's ``PruneForLatencyOnXNNPack`` checks for
+    exactly this shape. A grey MNIST image is repeated to 3 channels to fit it.
+    """
+    image = keras.Input(shape=input_shape, name="image")
+    x = layers.Concatenate(name="to_rgb")([image] * (3 // input_shape[-1]))
+    x = layers.ZeroPadding2D(1, name="pad")(x)
+    x = layers.Conv2D(32, 3, strides=2, activation="relu", name="stem")(x)
+    for i, filters in enumerate((width, width, width), start=1):
+        x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name=f"dw{i}")(x)
+        x = layers.Conv2D(filters, 1, activation="relu", name=f"pw{i}")(x)
+    x = layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="dense")(x)
+    return keras.Model(image, outputs, name="xnnpack_sparse_cnn")
+
+
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "seed_cnn": seed_cnn,
     "lenet_300_100": lenet_300_100,
     "lenet_5": lenet_5,
+    "xnnpack_sparse_cnn": xnnpack_sparse_cnn,
 }
 """Model builders by name; :func:`build_model` looks names up here."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from course_lib import config
 from course_lib.atomic import write_bytes_atomic
@@ -91,7 +92,7 @@ def convert(
     kind: str = "float32",
     representative_data: np.ndarray | None = None,
     num_calibration: int = 100,
-    sparsity: bool = False,
+    sparse_format: bool = False,
 ) -> bytes:
     """Convert a Keras model to a .tflite flatbuffer.
 
@@ -101,7 +102,7 @@ def convert(
         representative_data: float32 images for calibration; required for ``int8`` and
             ``int16x8`` unless the model is quantization-aware (QAT learned its ranges).
         num_calibration: how many of those images the converter sees.
-        sparsity: add ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (stores sparse weights in a
+        sparse_format: add ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (stores sparse weights in a
             sparse format that XNNPACK can use for some ops; see chapter 02).
 
     Returns:
@@ -129,7 +130,7 @@ def convert(
     optimizations = []
     if kind != "float32" or qat:
         optimizations.append(tf.lite.Optimize.DEFAULT)
-    if sparsity:
+    if sparse_format:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
     converter.optimizations = optimizations
     if calibration is not None:
@@ -155,6 +156,96 @@ def save_tflite(content: bytes, path: str | Path) -> Path:
     return write_bytes_atomic(content, path)
 
 
+def _read(model: bytes | str | Path) -> bytes:
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path.read_bytes()
+
+
+def _plain_interpreter(model: bytes | str | Path) -> Interpreter:
+    """An interpreter without the XNNPACK delegate, for inspecting the graph as stored."""
+    interpreter = Interpreter(
+        model_content=_read(model),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def op_names(model: bytes | str | Path) -> list[str]:
+    """Return the operator names of a .tflite model in execution order, e.g. ``CONV_2D``.
+
+    ``DENSIFY`` in the list means sparse weights are expanded back to dense ones when the
+    model is loaded. (Uses the interpreter's ``_get_ops_details``, which LiteRT does not
+    document as public API.)
+    """
+    return [op["op_name"] for op in _plain_interpreter(model)._get_ops_details()]
+
+
+def weight_tensors(model: bytes | str | Path) -> dict[str, np.ndarray]:
+    """Return the constant tensors (weights, biases, shapes) stored in a .tflite, by name.
+
+    A constant is a tensor that some operator reads and none writes. The arrays are stored
+    values: int8 for a quantized kernel (see ``quantization`` in the interpreter's tensor
+    details to turn them into real numbers), and TFLite's layout, e.g. ``(out, in)`` for a
+    fully connected kernel and ``(out, h, w, in)`` for a convolution.
+    """
+    interpreter = _plain_interpreter(model)
+    ops = interpreter._get_ops_details()
+    written = {int(t) for op in ops for t in op["outputs"]}
+    read = {int(t) for op in ops for t in op["inputs"] if t >= 0}
+    graph_inputs = {d["index"] for d in interpreter.get_input_details()}
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    return {
+        details[i]["name"]: interpreter.get_tensor(i).copy()
+        for i in sorted(read - written - graph_inputs)
+    }
+
+
+def sparse_weights(model: bytes | str | Path) -> list[dict[str, Any]]:
+    """Describe every weight stored in sparse format (``EXPERIMENTAL_SPARSITY``) in a .tflite.
+
+    For each sparse tensor: the operator that uses it, the block shape (``1x4`` blocks or
+    single values), and whether a ``DENSIFY`` operator expands it back to a dense tensor when
+    the model loads (then the operator runs its ordinary dense kernel) or the operator reads
+    the sparse format directly (a sparse kernel, which can be faster).
+
+    Returns:
+        ``[{"tensor", "op", "block", "densified"}, ...]``, empty for a dense model.
+    """
+    interpreter = _plain_interpreter(model)
+    ops = interpreter._get_ops_details()
+    consumers: dict[int, list[dict]] = {}
+    for op in ops:
+        for t in op["inputs"]:
+            consumers.setdefault(int(t), []).append(op)
+    rows = []
+    for detail in interpreter.get_tensor_details():
+        params = detail.get("sparsity_parameters") or {}
+        if not params:
+            continue
+        users = consumers.get(detail["index"], [])
+        densify = next((op for op in users if op["op_name"] == "DENSIFY"), None)
+        if densify is not None:
+            users = consumers.get(int(densify["outputs"][0]), [])
+        block_map = np.asarray(params["block_map"])
+        n_dims = len(np.asarray(params["traversal_order"]))
+        block_dims = params["dim_metadata"][n_dims - block_map.size :]
+        block = "x".join(str(d["dense_size"]) for d in block_dims) if block_map.size else ""
+        rows.append(
+            {
+                "tensor": detail["name"],
+                "op": users[0]["op_name"] if users else "?",
+                "block": f"1x{block}" if block else "single values",
+                "densified": densify is not None,
+            }
+        )
+    return rows
+
+
 class LiteModel:
     """A .tflite model loaded into the LiteRT interpreter, with batch-1 helpers.
 
@@ -171,13 +262,7 @@ class LiteModel:
     def __init__(self, model: bytes | str | Path, num_threads: int = 1) -> None:
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        if isinstance(model, (bytes, bytearray)):
-            self.content = bytes(model)
-        else:
-            path = Path(model)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist")
-            self.content = path.read_bytes()
+        self.content = _read(model)
         self.num_threads = num_threads
         self.interpreter = Interpreter(model_content=self.content, num_threads=num_threads)
         self.interpreter.allocate_tensors()

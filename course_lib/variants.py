@@ -86,18 +86,21 @@ def convert_and_measure(
     kind: str = "float32",
     baseline: str | None = None,
     representative_data: np.ndarray | None = None,
-    sparsity: bool = False,
+    sparse_format: bool = False,
     folder: str = "tflite",
     **extra: Any,
 ) -> Result:
     """Convert a Keras model with :func:`course_lib.tflite.convert`, then :func:`measure_tflite`.
 
     For ``int8`` / ``int16x8`` the calibration images default to ``data.x_train``. The
-    conversion kind is recorded in the Result as ``conversion``.
+    conversion kind is recorded in the Result as ``conversion``; ``sparse_format=True``
+    converts with ``EXPERIMENTAL_SPARSITY`` (recorded as ``sparse_format``).
     """
     if kind in ("int8", "int16x8") and representative_data is None:
         representative_data = data.x_train
-    content = convert(keras_model, kind, representative_data=representative_data, sparsity=sparsity)
+    content = convert(
+        keras_model, kind, representative_data=representative_data, sparse_format=sparse_format
+    )
     return measure_tflite(
         content,
         variant,
@@ -108,5 +111,6 @@ def convert_and_measure(
         baseline=baseline,
         folder=folder,
         conversion=kind,
+        sparse_format=sparse_format,
         **extra,
     )

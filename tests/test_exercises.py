@@ -10,6 +10,7 @@ import pytest
 
 import course_lib.exercises as exercises_pkg
 from course_lib import data
+from course_lib.compat import tfmot
 from course_lib.exercises import (
     Incorrect,
     Problem,
@@ -91,7 +92,7 @@ ALL = dict(_all_problems())
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
     problem = ALL[name]
-    namespace = {"np": np, "data": data}
+    namespace = {"np": np, "data": data, "tfmot": tfmot}
     exec(problem.solution_code, namespace)
     assert problem.check(namespace=namespace), problem.check(namespace=namespace)
     assert problem.check(namespace={}).status == "not_attempted"

@@ -41,3 +41,13 @@ def test_other_input_shapes_and_class_counts():
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ValueError, match="Known models: lenet_300_100, lenet_5, seed_cnn"):
         models.build_model("resnet50")
+
+
+def test_xnnpack_sparse_cnn_fits_tfmots_latency_policy():
+    from course_lib.compat import tfmot
+
+    api = tfmot.sparsity.keras
+    model = models.build_model("xnnpack_sparse_cnn")
+    wrapped = api.prune_low_magnitude(model, pruning_policy=api.PruneForLatencyOnXNNPack())
+    pruned = [layer.layer.name for layer in wrapped.layers if hasattr(layer, "pruning_vars")]
+    assert pruned == ["pw1", "pw2", "pw3"]

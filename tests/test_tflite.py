@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from course_lib import tflite
-from course_lib.compat import tfmot
+from course_lib.compat import keras, tfmot
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,28 @@ def test_lite_model_from_file_and_errors(converted, tmp_path):
         tflite.LiteModel(tmp_path / "missing.tflite")
     with pytest.raises(ValueError, match="num_threads"):
         tflite.LiteModel(converted["float32"], num_threads=0)
+
+
+def test_weight_tensors_and_op_names(converted, tiny_model):
+    names = tflite.op_names(converted["float32"])
+    assert names == ["CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    stored = tflite.weight_tensors(converted["float32"])
+    fc = next(v for k, v in stored.items() if "dense" in k and v.ndim == 2)
+    np.testing.assert_array_equal(fc, tiny_model.get_layer("dense").get_weights()[0].T)
+    int8_fc = next(
+        v
+        for k, v in tflite.weight_tensors(converted["int8"]).items()
+        if "dense" in k and v.ndim == 2
+    )
+    assert int8_fc.dtype == np.int8
+
+
+def test_sparse_weights_reports_format_and_densify(tiny_model):
+    assert tflite.sparse_weights(tflite.convert(tiny_model)) == []
+    sparse_model = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    weights[2] = weights[2] * (np.abs(weights[2]) > np.quantile(np.abs(weights[2]), 0.8))
+    sparse_model.set_weights(weights)
+    rows = tflite.sparse_weights(tflite.convert(sparse_model, sparse_format=True))
+    fc = next(r for r in rows if r["op"] == "FULLY_CONNECTED")
+    assert fc["densified"] and fc["block"] == "single values"
