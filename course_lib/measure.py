@@ -175,8 +175,8 @@ def layer_macs(layer: keras.layers.Layer) -> int:
         return int(_hw(out_shape) * out_shape[-1] * p_h * p_w)
     if isinstance(layer, keras.layers.GlobalAveragePooling2D):
         return int(np.prod(layer.input_shape[1:]))
-    if isinstance(layer, _ZERO_MAC_LAYERS):
-        return 0
+    if isinstance(layer, _ZERO_MAC_LAYERS) or type(layer).__name__ == "QuantizeLayer":
+        return 0  # (tfmot's QuantizeLayer only fake-quantizes the model input)
     raise ValueError(
         f"layer {layer.name!r} of type {type(layer).__name__} is not supported by the MAC "
         "counter (supported: Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, pooling, and "

@@ -138,7 +138,8 @@ def convert(
     if kind == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif kind == "int8":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if not qat:  # QAT models carry their ranges; TF 2.21 rejects INT8-only ops for them
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif kind == "int16x8":
@@ -165,7 +166,7 @@ def _read(model: bytes | str | Path) -> bytes:
     return path.read_bytes()
 
 
-def _plain_interpreter(model: bytes | str | Path) -> Interpreter:
+def plain_interpreter(model: bytes | str | Path) -> Interpreter:
     """An interpreter without the XNNPACK delegate, for inspecting the graph as stored."""
     interpreter = Interpreter(
         model_content=_read(model),
@@ -182,7 +183,7 @@ def op_names(model: bytes | str | Path) -> list[str]:
     model is loaded. (Uses the interpreter's ``_get_ops_details``, which LiteRT does not
     document as public API.)
     """
-    return [op["op_name"] for op in _plain_interpreter(model)._get_ops_details()]
+    return [op["op_name"] for op in plain_interpreter(model)._get_ops_details()]
 
 
 def weight_tensors(model: bytes | str | Path) -> dict[str, np.ndarray]:
@@ -193,7 +194,7 @@ def weight_tensors(model: bytes | str | Path) -> dict[str, np.ndarray]:
     details to turn them into real numbers), and TFLite's layout, e.g. ``(out, in)`` for a
     fully connected kernel and ``(out, h, w, in)`` for a convolution.
     """
-    interpreter = _plain_interpreter(model)
+    interpreter = plain_interpreter(model)
     ops = interpreter._get_ops_details()
     written = {int(t) for op in ops for t in op["outputs"]}
     read = {int(t) for op in ops for t in op["inputs"] if t >= 0}
@@ -216,7 +217,7 @@ def sparse_weights(model: bytes | str | Path) -> list[dict[str, Any]]:
     Returns:
         ``[{"tensor", "op", "block", "densified"}, ...]``, empty for a dense model.
     """
-    interpreter = _plain_interpreter(model)
+    interpreter = plain_interpreter(model)
     ops = interpreter._get_ops_details()
     consumers: dict[int, list[dict]] = {}
     for op in ops:

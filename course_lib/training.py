@@ -148,6 +148,7 @@ def cached_model(
     key_parts: dict[str, Any],
     create: Callable[[], tuple[keras.Model, dict[str, Any]]],
     custom_objects_scope: Callable[[], contextlib.AbstractContextManager] | None = None,
+    rebuild: Callable[[], keras.Model] | None = None,
 ) -> CachedModel:
     """Load a model from ``artifacts/<mode>/models`` or create, save and return it.
 
@@ -158,21 +159,33 @@ def cached_model(
             JSON-serialisable dict (history, timings) stored beside the model.
         custom_objects_scope: a context manager needed to load the model, e.g.
             ``tfmot.sparsity.keras.prune_scope`` for a model with pruning wrappers.
+        rebuild: for models the ``.keras`` format cannot reload (tfmot's quantization-aware
+            models): a function that builds the same, untrained architecture. Only the
+            weights are cached then (legacy ``.h5``), and loaded into ``rebuild()``.
 
     Returns:
         A :class:`CachedModel`; ``from_cache`` says whether training was skipped.
     """
     key = cache_key(name=name, **key_parts)
-    path = config.artifacts_dir("models") / f"{name}-{key}.keras"
-    meta_path = path.with_suffix(".json")
+    suffix = ".h5" if rebuild else ".keras"
+    path = config.artifacts_dir("models") / f"{name}-{key}{suffix}"
+    meta_path = path.with_name(f"{name}-{key}.json")
     scope = custom_objects_scope or contextlib.nullcontext
     if path.is_file() and meta_path.is_file():  # meta is written last: both = complete
-        with scope():
-            model = keras.models.load_model(path)
+        if rebuild:
+            model = rebuild()
+            model.load_weights(path)
+        else:
+            with scope():
+                model = keras.models.load_model(path)
         return CachedModel(model, path, True, json.loads(meta_path.read_text()))
     model, meta = create()
     meta = {"key_parts": key_parts, "mode": config.mode(), **meta}
-    save_model_atomic(model, path)
+    if rebuild:
+        with atomic_path(path) as tmp:
+            model.save_weights(tmp)
+    else:
+        save_model_atomic(model, path)
     write_json_atomic(meta, meta_path)
     return CachedModel(model, path, False, meta)
 

@@ -124,3 +124,24 @@ def test_train_baseline_caches_and_checks_its_inputs(tmp_root, tiny_data):
         training.train_baseline("seed_cnn", "fashion_mnist", cfg, data=tiny_data)
     with pytest.raises(ValueError, match="Unknown model"):
         training.train_baseline("nope", "mnist", cfg, data=tiny_data)
+
+
+def test_cached_model_can_cache_weights_only(tmp_root, tiny_data):
+    from course_lib.compat import tfmot
+
+    base = training.compile_model(build_tiny_model())
+
+    def rebuild():
+        return tfmot.quantization.keras.quantize_model(base)
+
+    def create():
+        model = training.compile_model(rebuild())
+        model.fit(tiny_data.x_train[:64], tiny_data.y_train[:64], epochs=1, verbose=0)
+        return model, {"note": "qat"}
+
+    first = training.cached_model("qat", {"v": 1}, create, rebuild=rebuild)
+    second = training.cached_model("qat", {"v": 1}, create, rebuild=rebuild)
+    assert first.path.suffix == ".h5" and second.from_cache
+    assert second.meta["note"] == "qat"
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
