@@ -18,6 +18,7 @@ deep inside tfmot.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib import metadata
@@ -53,8 +54,20 @@ _select_legacy_keras()
 import tensorflow as tf  # noqa: E402  (must come after _select_legacy_keras)
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # Python-side TensorFlow warnings (deprecations, retracing)
+absl_logging.set_verbosity(absl_logging.ERROR)  # e.g. optimizer state skipped when loading
+
+
+class _QuietTfmot(logging.Filter):
+    """Drop tfmot's "apply CQAT instead" notice, logged on the root logger per layer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not contain zero weights, so apply CQAT instead" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_QuietTfmot())
 
 if not keras.__version__.startswith("2."):  # pragma: no cover - only with a broken install
     raise KerasVersionError(f"tf_keras {keras.__version__} is not Keras 2; reinstall tf-keras.")

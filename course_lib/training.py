@@ -53,6 +53,17 @@ def baseline_config() -> TrainConfig:
     return TrainConfig(epochs=config.pick(full=10, fast=2))
 
 
+def copy_model(model: keras.Model) -> keras.Model:
+    """Return an independent copy of a model: same architecture and weights, not compiled.
+
+    tfmot's ``cluster_weights`` wraps the layer objects of the model it is given and changes
+    them, so give it a copy when the original must stay usable.
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
     """Compile with Adam, sparse categorical cross-entropy and accuracy (as the article does).
 

@@ -41,6 +41,7 @@ def measure_tflite(
     baseline: str | None = None,
     folder: str = "tflite",
     threads: int = 1,
+    nonzero_params: int | None = None,
     **extra: Any,
 ) -> Result:
     """Measure a .tflite: save it, then size, gzip size, accuracy and latency.
@@ -54,6 +55,8 @@ def measure_tflite(
         model_name, technique, baseline: copied into the Result.
         folder: sub-folder of ``artifacts/<mode>/`` for the file (e.g. the notebook stem).
         threads: interpreter threads for the latency measurement.
+        nonzero_params: override the non-zero count taken from ``keras_model`` (e.g. with
+            the zeros counted in the .tflite itself).
         **extra: extra Result fields (e.g. ``sparsity=0.9``).
     """
     path = save_tflite(content, tflite_path(variant, folder))
@@ -66,7 +69,7 @@ def measure_tflite(
         technique=technique,
         accuracy=accuracy,
         params=count_params(keras_model),
-        nonzero_params=count_nonzero(keras_model),
+        nonzero_params=count_nonzero(keras_model) if nonzero_params is None else nonzero_params,
         macs=count_macs(keras_model),
         tflite_bytes=len(content),
         tflite_gzip_bytes=gzip_size(content),
