@@ -7,6 +7,7 @@ read the same in every run (and under ``# NBVAL_CHECK_OUTPUT``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from course_lib.compat import keras
 
@@ -71,6 +72,117 @@ def lenet_5(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Mo
     )
 
 
+def _head(num_classes: int, logits: bool, name: str = "dense") -> keras.layers.Layer:
+    return layers.Dense(num_classes, activation=None if logits else "softmax", name=name)
+
+
+def seed_cnn_pooled(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """The seed CNN with a 2x2 max-pool before Flatten: 4x fewer dense connections.
+
+    Introduced in 05_structure.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(32, (3, 3), activation="relu", name="conv"),
+            layers.MaxPooling2D(2, name="pool"),
+            layers.Flatten(name="flatten"),
+            _head(num_classes, logits),
+        ],
+        name="seed_cnn_pooled",
+    )
+
+
+def seed_cnn_gap(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """The seed CNN with global average pooling instead of Flatten: 320 dense weights.
+
+    Introduced in 05_structure, where it shows what removing almost every connection costs.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(32, (3, 3), activation="relu", name="conv"),
+            layers.GlobalAveragePooling2D(name="gap"),
+            _head(num_classes, logits),
+        ],
+        name="seed_cnn_gap",
+    )
+
+
+def strided_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """Conv2D(8, 3x3, stride 2) -> Flatten -> Dense(10): 25,688 MACs, 16x fewer than the seed.
+
+    Introduced in 05_structure. The stride computes a quarter of the output positions.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(8, 3, strides=2, activation="relu", name="conv"),
+            layers.Flatten(name="flatten"),
+            _head(num_classes, logits),
+        ],
+        name="strided_cnn",
+    )
+
+
+def two_conv_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """Two stride-2 convolutions (4 and 16 filters) -> Dense(10): 32,580 MACs.
+
+    Introduced in 05_structure. Depth instead of width: the second convolution sees 7x7
+    pixels of the image at a quarter of the first one's positions.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(4, 3, strides=2, activation="relu", name="conv1"),
+            layers.Conv2D(16, 3, strides=2, activation="relu", name="conv2"),
+            layers.Flatten(name="flatten"),
+            _head(num_classes, logits),
+        ],
+        name="two_conv_cnn",
+    )
+
+
+def separable_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """Conv2D(8, stride 2) -> SeparableConv2D(16, stride 2) -> Dense(10): 25,128 MACs.
+
+    Introduced in 05_structure. A depthwise-separable convolution filters each channel on its
+    own (3x3) and then mixes channels with a 1x1 convolution, instead of doing both at once.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(8, 3, strides=2, activation="relu", name="conv1"),
+            layers.SeparableConv2D(16, 3, strides=2, activation="relu", name="sepconv2"),
+            layers.Flatten(name="flatten"),
+            _head(num_classes, logits),
+        ],
+        name="separable_cnn",
+    )
+
+
+def with_softmax(model: keras.Model) -> keras.Model:
+    """Append a softmax to a model that outputs logits (e.g. a distilled student)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=model.input_shape[1:], name="image"),
+            *model.layers,
+            layers.Softmax(name="softmax"),
+        ],
+        name=f"{model.name}_softmax",
+    )
+
+
 def xnnpack_sparse_cnn(
     input_shape: Shape = (28, 28, 1), num_classes: int = 10, width: int = 64
 ) -> keras.Model:
@@ -101,16 +213,25 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "lenet_300_100": lenet_300_100,
     "lenet_5": lenet_5,
     "xnnpack_sparse_cnn": xnnpack_sparse_cnn,
+    "seed_cnn_pooled": seed_cnn_pooled,
+    "seed_cnn_gap": seed_cnn_gap,
+    "strided_cnn": strided_cnn,
+    "two_conv_cnn": two_conv_cnn,
+    "separable_cnn": separable_cnn,
 }
 """Model builders by name; :func:`build_model` looks names up here."""
 
 
-def build_model(name: str, input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+def build_model(
+    name: str, input_shape: Shape = (28, 28, 1), num_classes: int = 10, **options: Any
+) -> keras.Model:
     """Build a fresh, untrained model by name.
+
+    ``options`` go to the builder, e.g. ``logits=True`` for the chapter 05 architectures.
 
     Raises:
         ValueError: unknown name (the message lists the known ones).
     """
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(sorted(MODELS))}.")
-    return MODELS[name](input_shape=input_shape, num_classes=num_classes)
+    return MODELS[name](input_shape=input_shape, num_classes=num_classes, **options)

@@ -24,6 +24,7 @@ from course_lib.exercises import (
 from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import pruning as pruning_ex
 from course_lib.exercises import quantization as quant_ex
+from course_lib.exercises import structure as structure_ex
 
 
 class Double(Problem):
@@ -86,7 +87,7 @@ def _all_problems():
         module = importlib.import_module(f"course_lib.exercises.{info.name}")
         for name, obj in vars(module).items():
             if isinstance(obj, Problem):
-                yield f"{info.name}.{name}", obj
+                yield f"{info.name}.{name}", (obj, module)
 
 
 ALL = dict(_all_problems())
@@ -94,8 +95,8 @@ ALL = dict(_all_problems())
 
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
-    problem = ALL[name]
-    namespace = {"np": np, "data": data, "tfmot": tfmot}
+    problem, module = ALL[name]
+    namespace = {**vars(module), "np": np, "data": data, "tfmot": tfmot}
     exec(problem.solution_code, namespace)
     assert problem.check(namespace=namespace), problem.check(namespace=namespace)
     assert problem.check(namespace={}).status == "not_attempted"
@@ -161,6 +162,13 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
         (combined_ex.q2, {"estimated_bytes": 120_000}, "too much"),
         (combined_ex.q2, {"estimated_bytes": 1_000}, "20 %"),
         (combined_ex.q3, {"answer": "b"}, "1-byte"),
+        (structure_ex.q1, {"conv_macs": 26 * 26 * 16 * 9}, "stride 1"),
+        (structure_ex.q1, {"conv_macs": 14 * 14 * 16 * 9}, "13x13"),
+        (structure_ex.q2, {"keep_indices": [0, 2, 4]}, "WEAKEST"),
+        (structure_ex.q2, {"keep_indices": [1, 3]}, "exactly 3"),
+        (structure_ex.q2, {"keep_indices": [1, 2, 5]}, "largest norms"),
+        (structure_ex.q3, {"rank_answer": 47}, "over the budget"),
+        (structure_ex.q3, {"rank_answer": 100}, "not right"),
     ],
 )
 def test_wrong_answers_get_a_reason(problem, answer, reason):

@@ -39,7 +39,7 @@ def test_other_input_shapes_and_class_counts():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Known models: lenet_300_100, lenet_5, seed_cnn"):
+    with pytest.raises(ValueError, match="Known models: lenet_300_100, lenet_5, seed_cnn,"):
         models.build_model("resnet50")
 
 
