@@ -15,18 +15,21 @@ layers = keras.layers
 Shape = tuple[int, int, int]
 
 
-def seed_cnn(input_shape: Shape = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+def seed_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
     """Build the seed article's CNN: Conv2D(32, 3x3, relu) -> Flatten -> Dense(10, softmax).
 
     On 28x28x1 inputs it has 216,650 parameters: 320 in the convolution and 216,330 in the
-    dense layer, which sees all 26 x 26 x 32 = 21,632 activations.
+    dense layer, which sees all 26 x 26 x 32 = 21,632 activations. ``logits=True`` leaves out
+    the softmax.
     """
     return keras.Sequential(
         [
             keras.Input(shape=input_shape, name="image"),
             layers.Conv2D(32, (3, 3), activation="relu", name="conv"),
             layers.Flatten(name="flatten"),
-            layers.Dense(num_classes, activation="softmax", name="dense"),
+            layers.Dense(num_classes, activation=None if logits else "softmax", name="dense"),
         ],
         name="seed_cnn",
     )
@@ -171,13 +174,41 @@ def separable_cnn(
     )
 
 
-def with_softmax(model: keras.Model) -> keras.Model:
-    """Append a softmax to a model that outputs logits (e.g. a distilled student)."""
+def wide_cnn(
+    input_shape: Shape = (28, 28, 1), num_classes: int = 10, logits: bool = False
+) -> keras.Model:
+    """A VGG-style CNN where compute dominates: 4 convolutions (32, 32, 64, 64), 18.7 M MACs.
+
+    Introduced in 06_mixed_precision, where the seed CNN is too small for arithmetic speed to
+    matter.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="fc1"),
+            _head(num_classes, logits, name="fc2"),
+        ],
+        name="wide_cnn",
+    )
+
+
+def with_softmax(model: keras.Model, dtype: str | None = None) -> keras.Model:
+    """Append a softmax to a model that outputs logits (e.g. a distilled student).
+
+    ``dtype="float32"`` keeps the softmax in float32 under a mixed-precision policy.
+    """
     return keras.Sequential(
         [
             keras.Input(shape=model.input_shape[1:], name="image"),
             *model.layers,
-            layers.Softmax(name="softmax"),
+            layers.Softmax(name="softmax", dtype=dtype),
         ],
         name=f"{model.name}_softmax",
     )
@@ -218,6 +249,7 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "strided_cnn": strided_cnn,
     "two_conv_cnn": two_conv_cnn,
     "separable_cnn": separable_cnn,
+    "wide_cnn": wide_cnn,
 }
 """Model builders by name; :func:`build_model` looks names up here."""
 

@@ -1,0 +1,402 @@
+"""Mixed-precision training: number formats, a safe policy switch, gradients under float16,
+and throughput measured per policy.
+
+Introduced in 06_mixed_precision. A Keras *policy* sets two dtypes per layer: the
+*variable* dtype (weights stay float32 in every policy) and the *compute* dtype (float16
+or bfloat16 under ``mixed_float16`` / ``mixed_bfloat16``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from course_lib import config, system
+from course_lib.compat import keras, set_seeds, tf
+from course_lib.data import Dataset
+from course_lib.models import build_model, with_softmax
+from course_lib.report import Result, Table
+from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model
+from course_lib.variants import convert_and_measure
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+"""The global policies this course compares."""
+
+
+class MixedPrecisionWarning(UserWarning):
+    """The requested policy will be emulated (slow) on this machine."""
+
+
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """The first GPU's compute capability, e.g. ``(8, 0)``; None without a GPU."""
+    for device in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(device).get("compute_capability")
+        if capability:
+            return tuple(capability)
+    return None
+
+
+def native_support(policy: str) -> tuple[bool, str]:
+    """Say whether this machine computes in the policy's low-precision type natively.
+
+    float16 runs fast on NVIDIA GPUs with Tensor Cores (compute capability 7.0 or higher) and
+    on CPUs with AVX-512 FP16 or AMX-FP16; bfloat16 on GPUs from compute capability 8.0 and on
+    CPUs with AVX-512 BF16 or AMX-BF16. Elsewhere TensorFlow emulates it, usually slower
+    than float32.
+
+    Returns:
+        ``(native, reason)``.
+
+    Raises:
+        ValueError: unknown policy (the message lists the valid ones).
+    """
+    _check_policy(policy)
+    if policy == "float32":
+        return True, "float32 is native everywhere"
+    capability = gpu_compute_capability()
+    flags = system.cpu_flags()
+    if policy == "mixed_float16":
+        if capability and capability >= (7, 0):
+            cc = f"{capability[0]}.{capability[1]}"
+            return True, f"GPU with compute capability {cc} (Tensor Cores)"
+        if {"avx512_fp16", "amx_fp16"} & flags:
+            return True, "CPU with AVX-512 FP16 / AMX-FP16"
+        where = (
+            f"GPU compute capability {capability[0]}.{capability[1]} < 7.0"
+            if capability
+            else "no GPU, and the CPU lacks AVX-512 FP16 and AMX-FP16"
+        )
+        return False, f"float16 is emulated here ({where})"
+    if capability and capability >= (8, 0):
+        return True, f"GPU with compute capability {capability[0]}.{capability[1]}"
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return True, "CPU with " + " and ".join(
+            name
+            for name, flag in (("AVX-512 BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
+            if flag in flags
+        )
+    return False, "bfloat16 is emulated here (no AVX-512 BF16 / AMX-BF16 CPU, no GPU >= 8.0)"
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+
+
+@contextlib.contextmanager
+def policy_scope(policy: str, warn: bool = True) -> Iterator[keras.mixed_precision.Policy]:
+    """Set Keras' global dtype policy for a block and ALWAYS restore the previous one.
+
+    Models built inside the block use the policy; the previous policy comes back even when
+    the block raises, so a notebook that fails half-way does not leave later cells in mixed
+    precision.
+
+    Warns (:class:`MixedPrecisionWarning`, no error) when the policy will be emulated here.
+
+    Raises:
+        ValueError: unknown policy (the message lists the valid ones).
+    """
+    _check_policy(policy)
+    if warn:
+        native, reason = native_support(policy)
+        if not native:
+            warnings.warn(
+                f"{policy} will run, but slowly: {reason}", MixedPrecisionWarning, stacklevel=3
+            )
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield keras.mixed_precision.global_policy()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def format_info(dtype: str) -> dict[str, Any]:
+    """Bits, range and precision of ``float32``, ``float16`` or ``bfloat16``.
+
+    Raises:
+        ValueError: another dtype.
+    """
+    types = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+    if dtype not in types:
+        raise ValueError(f"unknown format {dtype!r}; choose one of {', '.join(types)}")
+    info = ml_dtypes.finfo(types[dtype])
+    return {
+        "format": dtype,
+        "bits": int(info.bits),
+        "exponent_bits": int(info.nexp),
+        "mantissa_bits": int(info.nmant),
+        "max": float(info.max),
+        "smallest_normal": float(info.smallest_normal),
+        "smallest_subnormal": float(info.smallest_subnormal),
+        "epsilon": float(info.eps),
+        "decimal_digits": int(info.precision),
+    }
+
+
+def format_table() -> Table:
+    """The three formats side by side (bits, largest value, smallest values, epsilon)."""
+    rows = []
+    for name in ("float32", "float16", "bfloat16"):
+        f = format_info(name)
+        rows.append(
+            [
+                name,
+                f"1 + {f['exponent_bits']} + {f['mantissa_bits']}",
+                f"{f['max']:.4g}",
+                f"{f['smallest_normal']:.3g}",
+                f"{f['smallest_subnormal']:.3g}",
+                f"{f['epsilon']:.3g}",
+                f"~{f['decimal_digits']}",
+            ]
+        )
+    return Table(
+        [
+            "format",
+            "sign + exponent + mantissa bits",
+            "largest",
+            "smallest normal",
+            "smallest subnormal",
+            "epsilon (1 to next)",
+            "decimal digits",
+        ],
+        rows,
+    )
+
+
+def build_for_policy(model_name: str, policy: str) -> keras.Model:
+    """Build a model under ``policy`` with its final softmax kept in float32.
+
+    Under ``mixed_float16`` a float16 softmax can round small probabilities to 0 and the
+    loss to inf; the usual fix, applied here, is a separate float32 softmax layer.
+    """
+    with policy_scope(policy, warn=False):
+        logits = build_model(model_name, logits=True)
+        return with_softmax(logits, dtype="float32")
+
+
+def float32_copy(model_name: str, model: keras.Model) -> keras.Model:
+    """The same model built under float32, with the trained (float32) weights copied in.
+
+    Variables are float32 under every policy, so this is exact; it is what gets converted
+    and deployed.
+    """
+    copy = build_for_policy(model_name, "float32")
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class ThroughputCallback(keras.callbacks.Callback):
+    """Measure training images per second, leaving out the first ``warmup_steps`` batches.
+
+    The first batches include graph tracing and memory allocation; they say nothing about
+    the steady-state speed.
+    """
+
+    def __init__(self, batch_size: int, warmup_steps: int = 20) -> None:
+        super().__init__()
+        if warmup_steps < 0 or batch_size < 1:
+            raise ValueError(
+                f"need warmup_steps >= 0 and batch_size >= 1, got {warmup_steps}, {batch_size}"
+            )
+        self.batch_size, self.warmup_steps = batch_size, warmup_steps
+        self.steps, self.start, self.seconds = 0, None, 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps == self.warmup_steps and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.start is not None:
+            self.seconds = time.perf_counter() - self.start
+
+    @property
+    def timed_steps(self) -> int:
+        """Batches that were timed (all after the warm-up)."""
+        return max(0, self.steps - self.warmup_steps)
+
+    @property
+    def images_per_second(self) -> float:
+        """Training throughput; raises if no batch after the warm-up was timed.
+
+        Raises:
+            ValueError: training was shorter than the warm-up.
+        """
+        if self.timed_steps == 0 or self.seconds <= 0:
+            raise ValueError(f"no batch after the {self.warmup_steps} warm-up steps was timed")
+        return self.timed_steps * self.batch_size / self.seconds
+
+
+def device_name() -> str:
+    """The GPU TensorFlow trains on, or the CPU model when there is none."""
+    gpus = system.gpu_names()
+    return gpus[0] if gpus else system.cpu_name()
+
+
+def train_with_policy(
+    model_name: str, policy: str, data: Dataset, cfg: TrainConfig, warmup_steps: int = 20
+) -> CachedModel:
+    """Train a fresh model under ``policy``; record throughput and (on a GPU) peak memory.
+
+    Cached per model, policy, data size, settings AND device, so a GPU run never reuses a
+    CPU measurement.
+    """
+
+    def create() -> tuple[keras.Model, dict[str, Any]]:
+        set_seeds(cfg.seed)
+        model = compile_model(build_for_policy(model_name, policy), cfg.learning_rate)
+        meter = ThroughputCallback(cfg.batch_size, warmup_steps)
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        if gpu:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        start = time.perf_counter()
+        with policy_scope(policy, warn=False):
+            history = model.fit(
+                data.x_train,
+                data.y_train,
+                batch_size=cfg.batch_size,
+                epochs=cfg.epochs,
+                validation_data=(data.x_val, data.y_val),
+                callbacks=[meter],
+                verbose=0,
+            )
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None
+        return model, {
+            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "train_seconds": time.perf_counter() - start,
+            "train_images_per_s": meter.images_per_second,
+            "peak_memory_mb": peak,
+        }
+
+    key = {
+        "model": model_name,
+        "policy": policy,
+        "device": device_name(),
+        "train_size": len(data.x_train),
+        "warmup_steps": warmup_steps,
+        **cfg.as_dict(),
+    }
+    return cached_model(f"{model_name}-{policy}", key, create)
+
+
+def measure_policy(
+    model_name: str,
+    policy: str,
+    trained: CachedModel,
+    data: Dataset,
+    cfg: TrainConfig,
+    folder: str = "06_mixed_precision",
+) -> Result:
+    """Measure a model trained under ``policy`` as deployed: a float32 .tflite via LiteRT.
+
+    The Result adds ``policy``, ``train_images_per_s``, ``device``, the Keras accuracy in the
+    training policy, the training time and (on a GPU) the peak memory.
+    """
+    keras_probs = trained.model.predict(data.x_test, verbose=0, batch_size=1024)
+    return convert_and_measure(
+        float32_copy(model_name, trained.model),
+        f"{model_name}_{policy}",
+        data,
+        model_name=model_name,
+        technique="mixed_precision",
+        baseline=None if policy == "float32" else f"{model_name}_float32",
+        folder=folder,
+        policy=policy,
+        train_images_per_s=round(trained.meta["train_images_per_s"], 1),
+        device=device_name(),
+        keras_accuracy=round(float(np.mean(keras_probs.argmax(1) == data.y_test)), 4),
+        train_seconds=round(trained.meta["train_seconds"], 1),
+        peak_memory_mb=trained.meta.get("peak_memory_mb"),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+    )
+
+
+def benchmark_configs() -> dict[str, TrainConfig]:
+    """Training settings of the benchmark: the seed CNN for 5 epochs, the wide CNN for 1
+    (fast mode: 2 and 1), batch 128, Adam at 0.001."""
+    return {
+        "seed_cnn": TrainConfig(epochs=config.pick(full=5, fast=2), batch_size=128),
+        "wide_cnn": TrainConfig(epochs=1, batch_size=128),
+    }
+
+
+def benchmark(
+    data: Dataset,
+    model_names: tuple[str, ...] = ("seed_cnn", "wide_cnn"),
+    policies: tuple[str, ...] = POLICIES,
+    folder: str = "06_mixed_precision",
+) -> list[Result]:
+    """Train and measure every model under every policy (float32 first: it is the baseline).
+
+    Raises:
+        ValueError: an unknown policy or model without benchmark settings.
+    """
+    for policy in policies:
+        _check_policy(policy)
+    configs = benchmark_configs()
+    unknown = [name for name in model_names if name not in configs]
+    if unknown:
+        raise ValueError(f"no benchmark settings for {unknown}; known: {', '.join(configs)}")
+    ordered = ("float32", *(p for p in policies if p != "float32"))
+    results = []
+    for name in model_names:
+        cfg = configs[name]
+        for policy in ordered:
+            trained = train_with_policy(
+                name, policy, data, cfg, warmup_steps=config.pick(full=20, fast=5)
+            )
+            results.append(measure_policy(name, policy, trained, data, cfg, folder))
+    return results
+
+
+def float16_gradient_error(
+    model_name: str,
+    weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    loss_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Compare gradients computed under ``mixed_float16`` with float32 ones, per variable.
+
+    The loss is multiplied by ``loss_scale`` before differentiation and the gradients are
+    divided by it afterwards, which is what ``LossScaleOptimizer`` does. Small float16
+    gradients that underflow to 0 without scaling survive with it.
+
+    Returns:
+        ``[{"variable", "shape", "relative_error", "lost"}, ...]``: the L1 error relative to
+        the float32 gradient, and the fraction of its non-zero entries that became 0.
+    """
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def gradients(policy: str, scale: float) -> list[np.ndarray]:
+        model = build_for_policy(model_name, policy)
+        model.set_weights(weights)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True)) * scale
+        return [
+            g.numpy().astype(np.float64) / scale
+            for g in tape.gradient(loss, model.trainable_variables)
+        ], model
+
+    reference, model = gradients("float32", 1.0)
+    low, _ = gradients("mixed_float16", loss_scale)
+    rows = []
+    for variable, g32, g16 in zip(model.trainable_variables, reference, low, strict=True):
+        nonzero = g32 != 0
+        rows.append(
+            {
+                "variable": variable.name.split(":")[0],
+                "shape": tuple(g32.shape),
+                "relative_error": float(np.abs(g16 - g32).sum() / np.abs(g32).sum()),
+                "lost": float(np.mean(g16[nonzero] == 0)) if nonzero.any() else 0.0,
+            }
+        )
+    return rows

@@ -1,0 +1,166 @@
+"""Policy scope, formats, throughput, float32 deployment copies, gradients and the bench."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from course_lib import bench, mixed_precision, models, training
+from course_lib.compat import keras
+from course_lib.mixed_precision import MixedPrecisionWarning, policy_scope
+
+
+def test_policy_scope_sets_and_restores_even_on_error():
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(RuntimeError, match="boom"):
+        with policy_scope("mixed_bfloat16", warn=False):
+            assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+            raise RuntimeError("boom")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_unknown_policy_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="float32, mixed_bfloat16, mixed_float16"):
+        with policy_scope("mixed_int8"):
+            pass
+    with pytest.raises(ValueError, match="valid policies"):
+        mixed_precision.native_support("float64")
+
+
+def test_emulated_policy_warns_instead_of_failing(monkeypatch):
+    monkeypatch.setattr(mixed_precision, "native_support", lambda p: (False, "no fp16 here"))
+    with pytest.warns(MixedPrecisionWarning, match="mixed_float16 will run, but slowly"):
+        with policy_scope("mixed_float16"):
+            model = mixed_precision.build_for_policy("seed_cnn", "mixed_float16")
+    assert model.layers[0].compute_dtype == "float16"
+    monkeypatch.setattr(mixed_precision, "native_support", lambda p: (True, "native"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with policy_scope("mixed_float16"):
+            pass
+
+
+def test_native_support_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(mixed_precision, "gpu_compute_capability", lambda: None)
+    monkeypatch.setattr(mixed_precision.system, "cpu_flags", lambda: {"avx2"})
+    assert mixed_precision.native_support("mixed_float16")[0] is False
+    assert mixed_precision.native_support("mixed_bfloat16")[0] is False
+    monkeypatch.setattr(mixed_precision.system, "cpu_flags", lambda: {"avx512_bf16"})
+    assert mixed_precision.native_support("mixed_bfloat16")[0] is True
+    monkeypatch.setattr(mixed_precision, "gpu_compute_capability", lambda: (7, 5))
+    assert mixed_precision.native_support("mixed_float16") == (
+        True,
+        "GPU with compute capability 7.5 (Tensor Cores)",
+    )
+
+
+def test_format_info_matches_ieee_and_bfloat16():
+    f16 = mixed_precision.format_info("float16")
+    assert (f16["exponent_bits"], f16["mantissa_bits"], f16["max"]) == (5, 10, 65504.0)
+    assert f16["smallest_normal"] == pytest.approx(6.1035e-5, rel=1e-4)
+    bf16 = mixed_precision.format_info("bfloat16")
+    assert (bf16["exponent_bits"], bf16["mantissa_bits"], bf16["epsilon"]) == (8, 7, 2**-7)
+    assert mixed_precision.format_info("float32")["epsilon"] == 2**-23
+    assert len(mixed_precision.format_table().rows) == 3
+    with pytest.raises(ValueError, match="choose one of"):
+        mixed_precision.format_info("float8")
+
+
+def test_build_for_policy_keeps_the_softmax_in_float32():
+    model = mixed_precision.build_for_policy("seed_cnn", "mixed_float16")
+    assert [layer.compute_dtype for layer in model.layers] == [
+        "float16",
+        "float16",
+        "float16",
+        "float32",
+    ]
+    assert all(v.dtype == "float32" for v in model.weights)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_float32_copy_is_exact(tiny_data):
+    mixed = mixed_precision.build_for_policy("strided_cnn", "mixed_bfloat16")
+    copy = mixed_precision.float32_copy("strided_cnn", mixed)
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    for a, b in zip(mixed.get_weights(), copy.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_throughput_callback_leaves_out_the_warm_up(tiny_data):
+    model = training.compile_model(models.strided_cnn())
+    meter = mixed_precision.ThroughputCallback(batch_size=32, warmup_steps=5)
+    model.fit(
+        tiny_data.x_train[:320],
+        tiny_data.y_train[:320],
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        callbacks=[meter],
+    )
+    assert meter.steps == 10 and meter.timed_steps == 5 and meter.images_per_second > 0
+    short = mixed_precision.ThroughputCallback(batch_size=32, warmup_steps=50)
+    model.fit(
+        tiny_data.x_train[:64], tiny_data.y_train[:64], batch_size=32, verbose=0, callbacks=[short]
+    )
+    with pytest.raises(ValueError, match="warm-up"):
+        _ = short.images_per_second
+    with pytest.raises(ValueError, match="warmup_steps"):
+        mixed_precision.ThroughputCallback(batch_size=32, warmup_steps=-1)
+
+
+def test_mixed_float16_training_uses_a_loss_scale_optimizer():
+    model = training.compile_model(mixed_precision.build_for_policy("seed_cnn", "mixed_float16"))
+    assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer)
+
+
+def test_loss_scaling_reduces_float16_gradient_error(tiny_data):
+    model = models.seed_cnn()
+    weights = model.get_weights()
+    weights[2] = weights[2] * 0.0  # no signal from the dense kernel ...
+    weights[3] = np.eye(10, dtype=np.float32)[3] * 12.0  # ... and a very confident class 3
+    x, y = tiny_data.x_test[:64], np.full(64, 3)
+    unscaled = mixed_precision.float16_gradient_error("seed_cnn", weights, x, y, 1.0)
+    scaled = mixed_precision.float16_gradient_error("seed_cnn", weights, x, y, 2.0**15)
+    by_name = {r["variable"]: r for r in unscaled}
+    assert set(by_name) == {"conv/kernel", "conv/bias", "dense/kernel", "dense/bias"}
+    dense_unscaled = by_name["dense/kernel"]["relative_error"]
+    dense_scaled = next(r for r in scaled if r["variable"] == "dense/kernel")["relative_error"]
+    assert dense_scaled < dense_unscaled / 5
+
+
+def test_benchmark_refuses_unknown_inputs(tiny_data):
+    with pytest.raises(ValueError, match="no benchmark settings"):
+        mixed_precision.benchmark(tiny_data, ("resnet",))
+    with pytest.raises(ValueError, match="valid policies"):
+        mixed_precision.benchmark(tiny_data, ("seed_cnn",), ("mixed_int4",))
+
+
+def test_bench_command_writes_a_result_file(tmp_root, tmp_path, monkeypatch):
+    out = tmp_path / "mixed_precision-test.json"
+    status = bench.main(
+        [
+            "mixed_precision",
+            "--fast",
+            "--models",
+            "seed_cnn",
+            "--policies",
+            "float32",
+            "mixed_bfloat16",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == "mixed_precision" and payload["mode"] == "fast"
+    assert payload["device_kind"] in ("cpu", "gpu") and payload["device"]
+    records = payload["results"]
+    assert [r["policy"] for r in records] == ["float32", "mixed_bfloat16"]
+    for r in records:
+        assert r["technique"] == "mixed_precision" and r["train_images_per_s"] > 0
+        assert {"device", "policy", "train_images_per_s"} <= set(r)
+    runs = bench.load_bench("mixed_precision", tmp_path)
+    assert runs[0]["results"][1].extra["policy"] == "mixed_bfloat16"
