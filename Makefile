@@ -2,6 +2,7 @@
 #   make course   run every notebook in full mode: results/*.json, stored outputs, summary
 #   make test     unit tests + every notebook in fast mode (what CI runs)
 #   make lab      open JupyterLab on the notebooks
+#   make warmup   run every notebook once in fast mode to cache its models (workshops)
 # Each target creates .venv and installs requirements.txt on first use (needs only python3).
 
 PYTHON ?= python3
@@ -9,10 +10,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: course test lab lint format readme help
+.PHONY: course test lab warmup lint format readme help
 
 help:
-	@sed -n '2,5p' Makefile
+	@sed -n '2,6p' Makefile
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+warmup: $(STAMP)
+	$(BIN)/python -m course_lib.runner --fast
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -63,15 +63,19 @@ def plot_tradeoff(
     ylabel: str = "test accuracy (%)",
     logx: bool = True,
     title: str = "",
+    labels: str = "all",
 ) -> plt.Figure:
     """Scatter Results on two fields (default: gzip size vs accuracy); mark the Pareto front.
 
     The front joins the variants that no other variant beats on both axes (smaller x and
-    higher y). Accuracy is shown in percent.
+    higher y). Accuracy is shown in percent. ``labels`` names ``"all"`` points, only the
+    ``"front"`` (for crowded plots), or ``"none"``.
 
     Raises:
-        ValueError: no results, or a field that the Results do not have.
+        ValueError: no results, a field that the Results do not have, or a bad ``labels``.
     """
+    if labels not in ("all", "front", "none"):
+        raise ValueError(f"labels must be 'all', 'front' or 'none', got {labels!r}")
     if not results:
         raise ValueError("no results to plot")
     records = [r.to_dict() for r in results]
@@ -82,9 +86,16 @@ def plot_tradeoff(
     ys = [float(rec[y]) * (100 if y == "accuracy" else 1) for rec in records]
     fig, ax = plt.subplots()
     ax.scatter(xs, ys, color="tab:blue", zorder=3)
-    for rec, xv, yv in zip(records, xs, ys, strict=True):
-        ax.annotate(rec["variant"], (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = pareto_front(xs, ys)
+    named = range(len(records)) if labels == "all" else front if labels == "front" else []
+    for i in named:
+        ax.annotate(
+            records[i]["variant"],
+            (xs[i], ys[i]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     ax.plot(
         [xs[i] for i in front],
         [ys[i] for i in front],

@@ -18,6 +18,11 @@ import nbformat
 from course_lib import config, report
 
 SECTIONS = ("course-map", "results")
+DOCS = {
+    "README.md": SECTIONS,
+    "docs/INSTRUCTORS.md": ("timings", "plan-3h", "plan-day"),
+}
+"""Files with generated sections, and the sections each holds."""
 
 
 def notebook_title(path: Path) -> tuple[str, str]:
@@ -46,21 +51,37 @@ def notebook_title(path: Path) -> tuple[str, str]:
 
 
 def course_map() -> report.Table:
-    """Return the course map: one row per notebook with what it teaches and measured times."""
+    """The course map: one row per notebook, what it teaches, and its measured run times.
+
+    "First run" times include training the models the notebook needs; "cached" times are
+    for a later run that finds them in ``artifacts/``.
+    """
     timings = report.load_timings().get("notebooks", {})
     rows = []
     for path in sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
-        title, about = notebook_title(path)
+        _, about = notebook_title(path)
         entry = timings.get(path.stem, {})
         rows.append(
             [
                 f"[{path.stem}](notebooks/{path.name})",
                 about,
-                report.format_seconds(entry.get("full_s")),
-                report.format_seconds(entry.get("fast_s")),
+                *(
+                    report.format_seconds(entry.get(key))
+                    for key in ("full_s", "full_cached_s", "fast_s", "fast_cached_s")
+                ),
             ]
         )
-    return report.Table(["notebook", "what it teaches", "full mode", "fast mode"], rows)
+    return report.Table(
+        [
+            "notebook",
+            "what it teaches",
+            "full, first run",
+            "full, cached",
+            "fast, first run",
+            "fast, cached",
+        ],
+        rows,
+    )
 
 
 def results_table() -> report.Table:
@@ -97,18 +118,112 @@ def results_table() -> report.Table:
     return report.Table(headers, rows)
 
 
+def headline_table() -> report.Table:
+    """The best variant of the seed-CNN task per goal (see ``course_lib.summary``)."""
+    from course_lib import summary
+
+    return summary.best_table(summary.course_entries(config.repo_root() / "results"))
+
+
+def timings_table() -> report.Table:
+    """Measured run time per notebook, for planning a workshop (docs/INSTRUCTORS.md)."""
+    timings = report.load_timings().get("notebooks", {})
+    rows = []
+    for path in sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
+        entry = timings.get(path.stem, {})
+        keys = ("full_s", "full_cached_s", "fast_s", "fast_cached_s")
+        rows.append([path.stem, *(report.format_seconds(entry.get(key)) for key in keys)])
+    cpu = next((e.get("cpu") for e in timings.values() if e.get("cpu")), "?")
+    return report.Table(
+        ["notebook", f"full, first run ({cpu})", "full, cached", "fast, first run", "fast, cached"],
+        rows,
+    )
+
+
+# Workshop plans: (notebook, mode learners run it in, minutes of teaching and exercises).
+# The minutes are a plan; the run times next to them are measured (results/timings.json).
+PLANS = {
+    "plan-3h": [
+        ("00_setup_and_tour", "fast", 15),
+        ("01_baseline", "fast", 20),
+        ("02_pruning", "fast", 35),
+        ("03_quantization", "fast", 35),
+        ("05_structure", "fast", 30),
+        ("07_summary", "full", 20),
+    ],
+    "plan-day": [
+        ("00_setup_and_tour", "fast", 20),
+        ("01_baseline", "full", 30),
+        ("02_pruning", "full", 60),
+        ("03_quantization", "full", 60),
+        ("04_combined", "fast", 60),
+        ("05_structure", "full", 50),
+        ("06_mixed_precision", "fast", 40),
+        ("07_summary", "full", 30),
+    ],
+}
+
+
+def plan_table(plan: str) -> report.Table:
+    """A workshop plan with each notebook's measured run time in the mode learners use.
+
+    Raises:
+        KeyError: unknown plan.
+    """
+    timings = report.load_timings().get("notebooks", {})
+    rows, total_run, total_teach = [], 0.0, 0
+    for stem, mode, minutes in PLANS[plan]:
+        entry = timings.get(stem, {})
+        first, cached = entry.get(f"{mode}_s"), entry.get(f"{mode}_cached_s")
+        total_run += cached if cached is not None else first or 0.0
+        total_teach += minutes
+        rows.append(
+            [
+                stem,
+                mode,
+                report.format_seconds(first),
+                report.format_seconds(cached),
+                f"{minutes} min",
+            ]
+        )
+    rows.append(["total", "", "", report.format_seconds(total_run), f"{total_teach} min"])
+    return report.Table(
+        [
+            "notebook",
+            "mode",
+            "run time, first run",
+            "run time, models cached",
+            "teaching and exercises (plan)",
+        ],
+        rows,
+    )
+
+
 def _section(name: str) -> str:
-    table = course_map() if name == "course-map" else results_table()
-    return table.to_markdown() if table.rows else "_Nothing measured yet: run `make course`._"
+    empty = "_Nothing measured yet: run `make course`._"
+    if name in PLANS:
+        return plan_table(name).to_markdown()
+    if name == "results":
+        full = results_table()
+        if not full.rows:
+            return empty
+        return (
+            "Best variant of the seed-CNN task for each goal:\n\n"
+            f"{headline_table().to_markdown()}\n\n"
+            "<details><summary>Every measured variant</summary>\n\n"
+            f"{full.to_markdown()}\n\n</details>"
+        )
+    table = course_map() if name == "course-map" else timings_table()
+    return table.to_markdown() if table.rows else empty
 
 
-def render(text: str) -> str:
-    """Return README text with every generated section rebuilt.
+def render(text: str, sections: tuple[str, ...] = SECTIONS) -> str:
+    """Return a document's text with its generated sections rebuilt.
 
     Raises:
         ValueError: a section's start or end marker is missing.
     """
-    for name in SECTIONS:
+    for name in sections:
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(text):
@@ -120,27 +235,49 @@ def render(text: str) -> str:
 
 
 def update_readme(path: Path | None = None) -> bool:
-    """Rewrite README.md's generated sections; return True if anything changed."""
-    path = path or config.repo_root() / "README.md"
-    old = path.read_text(encoding="utf-8")
-    new = render(old)
-    if new != old:
-        path.write_text(new, encoding="utf-8")
-    return new != old
+    """Rewrite the generated sections of README.md and docs/INSTRUCTORS.md.
+
+    With ``path``, only that file (README sections). Returns True if anything changed.
+    """
+    if path:
+        targets = {path: SECTIONS}
+    else:
+        targets = {config.repo_root() / name: sections for name, sections in DOCS.items()}
+    changed = False
+    for target, sections in targets.items():
+        if not target.is_file():
+            continue
+        old = target.read_text(encoding="utf-8")
+        new = render(old, sections)
+        if new != old:
+            target.write_text(new, encoding="utf-8")
+            changed = True
+    return changed
+
+
+def stale_documents() -> list[str]:
+    """Names of the documents whose generated sections are out of date."""
+    stale = []
+    for name, sections in DOCS.items():
+        path = config.repo_root() / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if render(text, sections) != text:
+                stale.append(name)
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: update README.md, or ``--check`` that it is current."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.readme", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a document is stale")
     args = parser.parse_args(argv)
-    path = config.repo_root() / "README.md"
     if args.check:
-        stale = render(path.read_text(encoding="utf-8")) != path.read_text(encoding="utf-8")
-        if stale:
-            print("README.md is out of date: run `python -m course_lib.readme`")
-        return int(stale)
-    print("README.md updated" if update_readme(path) else "README.md already up to date")
+        stale = stale_documents()
+        for name in stale:
+            print(f"{name} is out of date: run `python -m course_lib.readme`")
+        return int(bool(stale))
+    print("documents updated" if update_readme() else "documents already up to date")
     return 0
 
 

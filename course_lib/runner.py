@@ -151,7 +151,15 @@ def _write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     write_bytes_atomic(nbformat.writes(nb).encode("utf-8") + b"\n", path)
 
 
-def _run_one(path: Path, fast: bool, label: str, start: float) -> float | None:
+def _run_one(
+    path: Path,
+    fast: bool,
+    label: str,
+    start: float,
+    timing_key: str | None = None,
+    store: bool = True,
+) -> float | None:
+    """Execute one notebook; store its outputs (full mode) and record its run time."""
     mode = "fast" if fast else "full"
     print(f"{label} {path.stem} ({mode} mode) ...", flush=True)
     try:
@@ -161,12 +169,13 @@ def _run_one(path: Path, fast: bool, label: str, start: float) -> float | None:
         print(f"    FAILED: {last_line}", flush=True)
         print(f"    the partly executed notebook is in {failed_path(path, fast)}", flush=True)
         return None
-    if fast:
-        _write_notebook(nb, config.artifacts_dir("notebooks", for_mode="fast") / path.name)
+    if fast or not store:
+        _write_notebook(nb, config.artifacts_dir("notebooks", for_mode=mode) / path.name)
     else:
         stamp(nb, mode, seconds)
         _write_notebook(nb, path)
-        report.record_timing(path.stem, full_s=round(seconds, 1))
+    if timing_key:
+        report.record_timing(path.stem, **{timing_key: round(seconds, 1)})
     elapsed = report.format_seconds(time.perf_counter() - start)
     print(f"    done in {report.format_seconds(seconds)} (elapsed {elapsed})", flush=True)
     return seconds
@@ -185,25 +194,37 @@ def print_summary() -> None:
                 print(f"(cannot tabulate {model}: {err})")
 
 
-def run_course(names: list[str] | None, fast: bool, time_fast: bool) -> int:
-    """Run notebooks as described in the module docstring; return the exit status."""
+def _timing_key(mode: str) -> str:
+    """``full_s`` / ``fast_s`` when the mode's model cache is empty (a first run: the times
+    include training), ``full_cached_s`` / ``fast_cached_s`` when trained models exist."""
+    models = config.artifacts_dir("models", for_mode=mode)
+    return f"{mode}_cached_s" if any(models.iterdir()) else f"{mode}_s"
+
+
+def run_course(
+    names: list[str] | None, fast: bool, time_fast: bool, time_only: bool = False
+) -> int:
+    """Run notebooks as described in the module docstring; return the exit status.
+
+    ``time_only`` runs full mode without storing outputs, to record run times.
+    """
     paths = list_notebooks(names)
     if not fast:
         # 00 shows the course map with this run's timings, so it runs last.
         paths = sorted(paths, key=lambda p: (p.stem.startswith("00_"), p.stem))
     start = time.perf_counter()
     failures = []
+    fast_key, full_key = _timing_key("fast"), _timing_key("full")
     if time_fast and not fast:
         print("Timing fast mode (outputs discarded)...", flush=True)
         for i, path in enumerate(paths, start=1):
-            seconds = _run_one(path, True, f"[fast {i}/{len(paths)}]", start)
-            if seconds is None:
+            label = f"[fast {i}/{len(paths)}]"
+            if _run_one(path, True, label, start, timing_key=fast_key) is None:
                 failures.append(f"{path.stem} (fast)")
-            else:
-                report.record_timing(path.stem, fast_s=round(seconds, 1))
     for i, path in enumerate(paths, start=1):
         label = f"[{'fast' if fast else 'full'} {i}/{len(paths)}]"
-        if _run_one(path, fast, label, start) is None:
+        key = None if fast else full_key
+        if _run_one(path, fast, label, start, timing_key=key, store=not time_only) is None:
             failures.append(path.stem)
     if not fast:
         from course_lib import readme
@@ -233,8 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="in full mode, skip the fast-mode timing pass",
     )
+    parser.add_argument(
+        "--time-only",
+        action="store_true",
+        help="full mode without storing outputs: only record run times",
+    )
     args = parser.parse_args(argv)
-    return run_course(args.notebooks or None, fast=args.fast, time_fast=not args.no_fast_timing)
+    return run_course(
+        args.notebooks or None,
+        fast=args.fast,
+        time_fast=not args.no_fast_timing,
+        time_only=args.time_only,
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from course_lib.exercises import mixed_precision as mp_ex
 from course_lib.exercises import pruning as pruning_ex
 from course_lib.exercises import quantization as quant_ex
 from course_lib.exercises import structure as structure_ex
+from course_lib.exercises import summary as summary_ex
 
 
 class Double(Problem):
@@ -176,6 +177,11 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
         (mp_ex.q2, {"loss_scale": 2**10}, "still subnormal"),
         (mp_ex.q2, {"loss_scale": 2**23}, "overflows"),
         (mp_ex.q3, {"answer": "b"}, "Tensor Cores"),
+        (summary_ex.q1, {"answer_variant": "nonexistent"}, "not a variant"),
+        (summary_ex.q1, {"answer_variant": "baseline_float32"}, "not the smallest"),
+        (summary_ex.q2, {"answer_variant": "baseline_float32"}, "not a full-int8"),
+        (summary_ex.q2, {"answer_variant": "ptq_int8"}, "uncompressed"),
+        (summary_ex.q3, {"answer": "a"}, "zero point"),
     ],
 )
 def test_wrong_answers_get_a_reason(problem, answer, reason):

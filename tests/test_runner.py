@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -84,3 +86,20 @@ def test_full_run_stamps_records_times_and_keeps_failures_aside(tmp_root, capsys
     assert "01_good" in timings and "02_bad" not in timings
     out = capsys.readouterr().out
     assert "FAILED: RuntimeError: boom" in out and "01_good" in (tmp_root / "README.md").read_text()
+
+
+def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
+    (tmp_root / "README.md").write_text(
+        "<!-- course-map:start -->\n<!-- course-map:end -->\n"
+        "<!-- results:start -->\n<!-- results:end -->\n"
+    )
+    path = tmp_root / "notebooks" / "01_good.ipynb"
+    nbformat.write(_notebook("print('hi')"), path)
+    assert runner.main(["--no-fast-timing"]) == 0
+    stamped = nbformat.read(path, as_version=4).metadata["course"]
+    models = tmp_root / "artifacts" / "full" / "models"
+    (models / "some-model.keras").write_text("cached")
+    assert runner.main(["--no-fast-timing", "--time-only"]) == 0
+    entry = json.loads((tmp_root / "results" / "timings.json").read_text())["notebooks"]["01_good"]
+    assert {"full_s", "full_cached_s"} <= set(entry)
+    assert nbformat.read(path, as_version=4).metadata["course"] == stamped  # not re-stored

@@ -14,10 +14,14 @@ class Float16Overflow(Problem):
 
     variables = ("overflowing",)
     hint_text = "float16's largest finite value is 65,504. Try np.float16(v) for each."
-    solution_code = "overflowing = [v for v in CANDIDATES if np.isinf(np.float16(v))]"
+    solution_code = """
+with np.errstate(over="ignore"):  # the overflow is what we are looking for
+    overflowing = [v for v in CANDIDATES if np.isinf(np.float16(v))]
+"""
 
     def _check(self, overflowing) -> str:
-        expected = [v for v in CANDIDATES if np.isinf(np.float16(v))]
+        with np.errstate(over="ignore"):
+            expected = [v for v in CANDIDATES if np.isinf(np.float16(v))]
         given = sorted(float(v) for v in overflowing)
         if 6e4 in given:
             raise Incorrect("60,000 is below float16's maximum of 65,504: it is finite")
