@@ -208,11 +208,13 @@ class ThroughputCallback(keras.callbacks.Callback):
         self.batch_size, self.warmup_steps = batch_size, warmup_steps
         self.steps, self.start, self.seconds = 0, None, 0.0
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Start the clock at the first batch after the warm-up."""
         if self.steps == self.warmup_steps and self.start is None:
             self.start = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Count the batch and, once timing, record the time so far."""
         self.steps += 1
         if self.start is not None:
             self.seconds = time.perf_counter() - self.start

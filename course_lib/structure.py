@@ -268,9 +268,11 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self) -> list:
+        """Loss and accuracy, reset by Keras at every epoch."""
         return [self.loss_tracker, self.accuracy]
 
-    def train_step(self, data):
+    def train_step(self, data: tuple) -> dict:
+        """One update of the student on the combined hard and soft loss."""
         x, y = data
         teacher_logits = self.teacher(x, training=False)
         t = self.temperature
@@ -285,14 +287,16 @@ class Distiller(keras.Model):
         self.accuracy.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics}
 
-    def test_step(self, data):
+    def test_step(self, data: tuple) -> dict:
+        """Evaluate the student alone, on the labels."""
         x, y = data
         logits = self.student(x, training=False)
         self.loss_tracker.update_state(self.hard_loss(y, logits))
         self.accuracy.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics}
 
-    def call(self, x, training=False):
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The student's logits."""
         return self.student(x, training=training)
 
 

@@ -108,7 +108,11 @@ def check_environment() -> list[Check]:
     found = versions()
     py_ok = (3, 10) <= tuple(map(int, found["python"].split(".")[:2])) <= (3, 12)
     checks.append(Check("Python", py_ok, f"{found['python']} (the course is tested on 3.11)"))
-    pins = read_pins()
+    try:
+        pins = read_pins()
+    except FileNotFoundError:
+        pins = {}
+        checks.append(Check("requirements.txt", False, "not found: run from the course folder"))
     for key, dist in (
         ("tensorflow", "tensorflow"),
         ("tf_keras", "tf-keras"),

@@ -37,3 +37,15 @@ def test_render_fills_the_sections(tmp_root):
     assert readme.render(out) == out
     with pytest.raises(ValueError, match="results:start"):
         readme.render("<!-- course-map:start --><!-- course-map:end -->")
+
+
+def test_workshop_plans_add_up_measured_times(tmp_root):
+    for stem in ("00_setup_and_tour", "01_baseline"):
+        report.record_timing(stem, fast_s=60.0, fast_cached_s=30.0)
+    table = readme.plan_table("plan-3h")
+    rows = {row[0]: row for row in table.rows}
+    assert rows["00_setup_and_tour"][2:4] == ["1 min 00 s", "30 s"]
+    assert rows["02_pruning"][2] == "not measured"
+    assert rows["total"][3] == "1 min 00 s" and rows["total"][4].endswith("min")
+    with pytest.raises(KeyError):
+        readme.plan_table("plan-week")
