@@ -22,7 +22,7 @@ from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
 from course_lib.models import build_model, with_softmax
 from course_lib.report import Result, Table
-from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model
+from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 from course_lib.variants import convert_and_measure
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -260,18 +260,10 @@ def train_with_policy(
             tf.config.experimental.reset_memory_stats("GPU:0")
         start = time.perf_counter()
         with policy_scope(policy, warn=False):
-            history = model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=cfg.batch_size,
-                epochs=cfg.epochs,
-                validation_data=(data.x_val, data.y_val),
-                callbacks=[meter],
-                verbose=0,
-            )
+            history = fit(model, data, cfg, callbacks=[meter])
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None
         return model, {
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "history": history,
             "train_seconds": time.perf_counter() - start,
             "train_images_per_s": meter.images_per_second,
             "peak_memory_mb": peak,

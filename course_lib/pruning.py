@@ -18,7 +18,7 @@ from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
 from course_lib.measure import overall_sparsity, sparsity_report
 from course_lib.report import Result
-from course_lib.training import CachedModel, cached_model, compile_model
+from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 from course_lib.variants import convert_and_measure
 
 sparsity_api = tfmot.sparsity.keras
@@ -286,19 +286,17 @@ def fine_tune_pruned(
     steps = cfg.epochs * math.ceil(len(data.x_train) / cfg.batch_size)
     wrapped = compile_model(wrap_for_pruning(model, cfg, steps), cfg.learning_rate)
     start = time.perf_counter()
-    history = wrapped.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
-        validation_data=(data.x_val, data.y_val),
-        verbose=verbose,
+    history = fit(
+        wrapped,
+        data,
+        TrainConfig(cfg.epochs, cfg.batch_size, cfg.learning_rate),
         callbacks=[sparsity_api.UpdatePruningStep()],
+        verbose=verbose,
     )
     stripped = sparsity_api.strip_pruning(wrapped)
     compile_model(stripped, cfg.learning_rate)
     return stripped, {
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": history,
         "train_seconds": time.perf_counter() - start,
         "steps": steps,
     }

@@ -396,18 +396,10 @@ def distill(
         distiller = Distiller(student, to_logits(teacher.model), temperature, alpha)
         distiller.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
         start = time.perf_counter()
-        history = distiller.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
-            validation_data=(data.x_val, data.y_val),
-            verbose=0,
-            shuffle=True,
-        )
+        history = fit(distiller, data, cfg)
         model = compile_model(with_softmax(student), cfg.learning_rate)
         return model, {
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "history": history,
             "train_seconds": time.perf_counter() - start,
         }
 
