@@ -19,6 +19,7 @@ SEED = 42
 
 FAST_ENV = "COURSE_FAST"
 ROOT_ENV = "COURSE_ROOT"
+RESULTS_ENV = "COURSE_RESULTS_DIR"
 _TRUE = ("1", "true", "yes", "on")
 
 T = TypeVar("T")
@@ -105,8 +106,13 @@ def results_dir() -> Path:
     """Return (and create) the folder results files go to.
 
     Full mode: ``<root>/results`` (committed). Fast mode: ``<root>/artifacts/fast/results``
-    (git-ignored), so tests never overwrite the committed numbers.
+    (git-ignored), so tests never overwrite the committed numbers. ``COURSE_RESULTS_DIR``
+    overrides both (the runner uses it for runs that only measure time).
     """
-    path = repo_root() / "results" if not is_fast() else artifacts_dir("results")
+    override = os.environ.get(RESULTS_ENV)
+    if override:
+        path = Path(override)
+    else:
+        path = repo_root() / "results" if not is_fast() else artifacts_dir("results")
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -196,7 +196,8 @@ class ThroughputCallback(keras.callbacks.Callback):
     """Measure training images per second, leaving out the first ``warmup_steps`` batches.
 
     The first batches include graph tracing and memory allocation; they say nothing about
-    the steady-state speed.
+    the steady-state speed. Only the training steps themselves are timed (from each batch's
+    start to its end), not validation or the work between epochs.
     """
 
     def __init__(self, batch_size: int, warmup_steps: int = 20) -> None:
@@ -206,18 +207,17 @@ class ThroughputCallback(keras.callbacks.Callback):
                 f"need warmup_steps >= 0 and batch_size >= 1, got {warmup_steps}, {batch_size}"
             )
         self.batch_size, self.warmup_steps = batch_size, warmup_steps
-        self.steps, self.start, self.seconds = 0, None, 0.0
+        self.steps, self.seconds, self._batch_start = 0, 0.0, 0.0
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        """Start the clock at the first batch after the warm-up."""
-        if self.steps == self.warmup_steps and self.start is None:
-            self.start = time.perf_counter()
+        """Start the clock for this batch."""
+        self._batch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Count the batch and, once timing, record the time so far."""
+        """Count the batch; after the warm-up, add its duration."""
+        if self.steps >= self.warmup_steps:
+            self.seconds += time.perf_counter() - self._batch_start
         self.steps += 1
-        if self.start is not None:
-            self.seconds = time.perf_counter() - self.start
 
     @property
     def timed_steps(self) -> int:

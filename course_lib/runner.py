@@ -151,17 +151,26 @@ def _write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     write_bytes_atomic(nbformat.writes(nb).encode("utf-8") + b"\n", path)
 
 
+def _cached_models(mode: str) -> set[str]:
+    return {p.name for p in config.artifacts_dir("models", for_mode=mode).iterdir()}
+
+
 def _run_one(
     path: Path,
     fast: bool,
     label: str,
     start: float,
-    timing_key: str | None = None,
+    record: bool = True,
     store: bool = True,
 ) -> float | None:
-    """Execute one notebook; store its outputs (full mode) and record its run time."""
+    """Execute one notebook; store its outputs (full mode) and record its run time.
+
+    The time is recorded as ``<mode>_s`` when the notebook trained (wrote new models to the
+    cache) and as ``<mode>_cached_s`` when it found everything it needed in the cache.
+    """
     mode = "fast" if fast else "full"
     print(f"{label} {path.stem} ({mode} mode) ...", flush=True)
+    before = _cached_models(mode)
     try:
         nb, seconds = execute(path, fast)
     except CellExecutionError as err:
@@ -174,8 +183,10 @@ def _run_one(
     else:
         stamp(nb, mode, seconds)
         _write_notebook(nb, path)
-    if timing_key:
-        report.record_timing(path.stem, **{timing_key: round(seconds, 1)})
+    if record:
+        trained = bool(_cached_models(mode) - before)
+        key = f"{mode}_s" if trained else f"{mode}_cached_s"
+        report.record_timing(path.stem, **{key: round(seconds, 1)})
     elapsed = report.format_seconds(time.perf_counter() - start)
     print(f"    done in {report.format_seconds(seconds)} (elapsed {elapsed})", flush=True)
     return seconds
@@ -185,20 +196,7 @@ def print_summary() -> None:
     """Print every full-mode results file as a comparison table."""
     for stem, results_file in report.load_all_results(config.repo_root() / "results").items():
         print(f"\n== {stem} ({results_file.mode} mode, {results_file.dataset}) ==")
-        models = dict.fromkeys(r.model for r in results_file.results)
-        for model in models:
-            subset = [r for r in results_file.results if r.model == model]
-            try:
-                print(report.comparison_table(subset))
-            except ValueError as err:
-                print(f"(cannot tabulate {model}: {err})")
-
-
-def _timing_key(mode: str) -> str:
-    """``full_s`` / ``fast_s`` when the mode's model cache is empty (a first run: the times
-    include training), ``full_cached_s`` / ``fast_cached_s`` when trained models exist."""
-    models = config.artifacts_dir("models", for_mode=mode)
-    return f"{mode}_cached_s" if any(models.iterdir()) else f"{mode}_s"
+        print(report.comparison_table(results_file.results))
 
 
 def run_course(
@@ -206,25 +204,38 @@ def run_course(
 ) -> int:
     """Run notebooks as described in the module docstring; return the exit status.
 
-    ``time_only`` runs full mode without storing outputs, to record run times.
+    ``time_only`` runs full mode without storing outputs, to record run times; the
+    notebooks' results then go to ``artifacts/full/timing-results``, not ``results/``.
     """
+    previous = os.environ.get(config.RESULTS_ENV)
+    if time_only:
+        scratch = config.artifacts_dir("timing-results", for_mode="full")
+        os.environ[config.RESULTS_ENV] = str(scratch)
+    try:
+        return _run_course(names, fast, time_fast, time_only)
+    finally:
+        if previous is None:
+            os.environ.pop(config.RESULTS_ENV, None)
+        else:
+            os.environ[config.RESULTS_ENV] = previous
+
+
+def _run_course(names: list[str] | None, fast: bool, time_fast: bool, time_only: bool) -> int:
     paths = list_notebooks(names)
     if not fast:
         # 00 shows the course map with this run's timings, so it runs last.
         paths = sorted(paths, key=lambda p: (p.stem.startswith("00_"), p.stem))
     start = time.perf_counter()
     failures = []
-    fast_key, full_key = _timing_key("fast"), _timing_key("full")
     if time_fast and not fast:
         print("Timing fast mode (outputs discarded)...", flush=True)
         for i, path in enumerate(paths, start=1):
             label = f"[fast {i}/{len(paths)}]"
-            if _run_one(path, True, label, start, timing_key=fast_key) is None:
+            if _run_one(path, True, label, start) is None:
                 failures.append(f"{path.stem} (fast)")
     for i, path in enumerate(paths, start=1):
         label = f"[{'fast' if fast else 'full'} {i}/{len(paths)}]"
-        key = None if fast else full_key
-        if _run_one(path, fast, label, start, timing_key=key, store=not time_only) is None:
+        if _run_one(path, fast, label, start, record=not fast, store=not time_only) is None:
             failures.append(path.stem)
     if not fast:
         from course_lib import readme

@@ -48,3 +48,8 @@ def test_repo_root_explains_when_it_cannot_find_the_course(monkeypatch, tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=config.ROOT_ENV):
         config.repo_root()
+
+
+def test_results_dir_can_be_redirected(tmp_root, monkeypatch, tmp_path):
+    monkeypatch.setenv(config.RESULTS_ENV, str(tmp_path / "elsewhere"))
+    assert config.results_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()

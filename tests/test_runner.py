@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
 
-from course_lib import runner
+from course_lib import config, runner
 
 
 def _notebook(*sources, counts=None) -> nbformat.NotebookNode:
@@ -94,12 +95,23 @@ def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
         "<!-- results:start -->\n<!-- results:end -->\n"
     )
     path = tmp_root / "notebooks" / "01_good.ipynb"
-    nbformat.write(_notebook("print('hi')"), path)
+    trains_once = (
+        "import os, pathlib\n"
+        "model = pathlib.Path(os.environ['COURSE_ROOT']) / 'artifacts/full/models/m.keras'\n"
+        "model.parent.mkdir(parents=True, exist_ok=True)\n"
+        "if not model.exists():\n"
+        "    model.write_text('trained')\n"
+        "print(os.environ.get('COURSE_RESULTS_DIR'))"
+    )
+    nbformat.write(_notebook(trains_once), path)
     assert runner.main(["--no-fast-timing"]) == 0
+    timings = tmp_root / "results" / "timings.json"
+    assert set(json.loads(timings.read_text())["notebooks"]["01_good"]) >= {"full_s"}
     stamped = nbformat.read(path, as_version=4).metadata["course"]
-    models = tmp_root / "artifacts" / "full" / "models"
-    (models / "some-model.keras").write_text("cached")
-    assert runner.main(["--no-fast-timing", "--time-only"]) == 0
-    entry = json.loads((tmp_root / "results" / "timings.json").read_text())["notebooks"]["01_good"]
+    assert runner.main(["--no-fast-timing", "--time-only"]) == 0  # the model is cached now
+    copy = nbformat.read(tmp_root / "artifacts/full/notebooks/01_good.ipynb", as_version=4)
+    assert copy.cells[1].outputs[0]["text"].strip().endswith("timing-results")
+    assert config.RESULTS_ENV not in os.environ
+    entry = json.loads(timings.read_text())["notebooks"]["01_good"]
     assert {"full_s", "full_cached_s"} <= set(entry)
     assert nbformat.read(path, as_version=4).metadata["course"] == stamped  # not re-stored
