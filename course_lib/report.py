@@ -390,7 +390,7 @@ def load_timings() -> dict[str, Any]:
     """Return the recorded notebook timings (``{"notebooks": {stem: {...}}}``), or empty."""
     path = timings_path()
     if not path.is_file():
-        return {"notebooks": {}}
+        return {"mode": "full", "notebooks": {}}
     return json.loads(path.read_text())
 
 
@@ -401,6 +401,7 @@ def record_timing(notebook: str, **fields: Any) -> Path:
     """
     _check_notebook_name(notebook)
     timings = load_timings()
+    timings["mode"] = "full"  # written by `make course`, a full-mode run, and its fast pass
     entry = timings.setdefault("notebooks", {}).setdefault(notebook, {})
     entry.update(fields)
     entry["cpu"] = system.cpu_name()

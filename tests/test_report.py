@@ -176,6 +176,7 @@ def test_timings_are_recorded_and_reported(tmp_root):
     report.record_timing("01_baseline", fast_s=20.0)
     entry = report.load_timings()["notebooks"]["01_baseline"]
     assert entry["full_s"] == 95.0 and entry["fast_s"] == 20.0 and entry["cpu"]
+    assert report.load_timings()["mode"] == "full"
     assert "1 min 35 s in full mode the first time, 20 s in fast mode the first time" in (
         report.notebook_time("01_baseline")
     )
