@@ -283,7 +283,7 @@ def fine_tune_pruned(
     The returned model is a plain Keras model (``strip_pruning``) whose zeros are real zeros.
     ``meta`` records the history, the schedule check and the wall-clock time.
     """
-    steps = cfg.epochs * math.ceil(len(data.x_train) / cfg.batch_size)
+    steps = cfg.epochs * steps_per_epoch(data, cfg.batch_size)
     wrapped = compile_model(wrap_for_pruning(model, cfg, steps), cfg.learning_rate)
     start = time.perf_counter()
     history = fit(

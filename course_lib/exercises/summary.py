@@ -27,8 +27,9 @@ answer_variant = summary.best(task, "smallest").result.variant
 """
 
     def _check(self, answer_variant) -> str:
-        right = best(_committed(), "smallest")
-        names = {e.result.variant for e in _committed()}
+        task = _committed()
+        right = best(task, "smallest")
+        names = {e.result.variant for e in task}
         if answer_variant not in names:
             raise Incorrect(f"{answer_variant!r} is not a variant of the seed-CNN task")
         if answer_variant != right.result.variant:
