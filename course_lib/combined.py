@@ -22,6 +22,7 @@ import numpy as np
 
 from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
+from course_lib.data import identity as data_identity
 from course_lib.measure import count_params
 from course_lib.pruning import PruneConfig, fine_tune_pruned
 from course_lib.quantization import tflite_quantization
@@ -225,7 +226,7 @@ def run_pipeline(
         )
         entry = cached_model(
             f"{model_name}-{pipeline_name(stages[: i + 1])}",
-            {"chain": chain, "train_size": len(data.x_train)},
+            {"chain": chain, **data_identity(data)},
             lambda p=previous, s=stage, pr=prior: _run_stage(p, s, pr, data),
             custom_objects_scope=None,
             rebuild=rebuild,

@@ -95,6 +95,37 @@ class Dataset:
         )
 
 
+def identity(data: Dataset) -> dict[str, str]:
+    """Return what identifies a dataset's training data, for cache keys and file names.
+
+    Introduced in 02_pruning (every cached model's key holds it). Two datasets of the same
+    size but different images (MNIST vs Fashion-MNIST, or two fast-mode subsets drawn with
+    different seeds) get different identities, so the cache never hands back a model that
+    was trained on other data.
+
+    Returns:
+        ``{"dataset": name, "mode": "fast" | "full", "data_sha256": 16 hex digits}``, the
+        hash covering the training and validation images and labels.
+    """
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    token = (data.name, data.fast, *(id(a) for a in arrays))
+    cached = getattr(data, "_identity", None)
+    if cached is not None and cached[0] == token:  # same arrays: reuse the hash
+        return dict(cached[1])
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    ident = {
+        "dataset": data.name,
+        "mode": "fast" if data.fast else "full",
+        "data_sha256": digest.hexdigest()[:16],
+    }
+    object.__setattr__(data, "_identity", (token, ident))
+    return dict(ident)
+
+
 def _spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         known = ", ".join(sorted(DATASETS))

@@ -20,6 +20,7 @@ import numpy as np
 from course_lib import config, system
 from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
+from course_lib.data import identity as data_identity
 from course_lib.models import build_model, with_softmax
 from course_lib.report import Result, Table
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
@@ -273,7 +274,7 @@ def train_with_policy(
         "model": model_name,
         "policy": policy,
         "device": device_name(),
-        "train_size": len(data.x_train),
+        **data_identity(data),
         "warmup_steps": warmup_steps,
         **cfg.as_dict(),
     }

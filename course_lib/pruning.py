@@ -16,6 +16,7 @@ import numpy as np
 from course_lib import config
 from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
+from course_lib.data import identity as data_identity
 from course_lib.measure import overall_sparsity, sparsity_report
 from course_lib.report import Result
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
@@ -329,7 +330,7 @@ def prune_and_measure(
     """
     key = {
         "base": base.path.stem,
-        "train_size": len(data.x_train),
+        **data_identity(data),
         **{k: v for k, v in asdict(cfg).items() if k != "extra"},
     }
     entry = cached_model(

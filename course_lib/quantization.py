@@ -28,6 +28,7 @@ import numpy as np
 
 from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
+from course_lib.data import identity as data_identity
 from course_lib.tflite import plain_interpreter
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 
@@ -249,6 +250,6 @@ def quantization_aware_model(
         "base": base.path.stem,
         "epochs": epochs,
         "learning_rate": learning_rate,
-        "train_size": len(data.x_train),
+        **data_identity(data),
     }
     return cached_model(f"{name}-{base.path.stem}", key, create, rebuild=rebuild)

@@ -169,16 +169,41 @@ def _check_notebook_name(notebook: str) -> None:
         raise ValueError(f"notebook must be a notebook stem like '01_baseline', got {notebook!r}")
 
 
-def results_path(notebook: str) -> Path:
-    """Return where ``notebook``'s results go in the current mode."""
+def results_path(notebook: str, dataset: str = "mnist") -> Path:
+    """Return where ``notebook``'s results go in the current mode.
+
+    MNIST results (the course's) go to ``<results>/<notebook>.json``; any other dataset to
+    ``<results>/<dataset>/<notebook>.json``, so it never overwrites or mislabels them.
+    """
     _check_notebook_name(notebook)
-    return config.results_dir() / f"{notebook}.json"
+    folder = config.results_dir()
+    if dataset != "mnist":
+        folder = folder / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{notebook}.json"
+
+
+def _dataset_of(results: Sequence[Result], dataset: str | None) -> str:
+    """Return the dataset the rows were measured on (recorded by ``measure_tflite``)."""
+    recorded = sorted({str(r.extra["dataset"]) for r in results if "dataset" in r.extra})
+    if len(recorded) > 1:
+        raise ValueError(f"results mix datasets {recorded}: write one file per dataset")
+    if dataset is not None and recorded and recorded[0] != dataset:
+        raise ValueError(
+            f"dataset={dataset!r} was passed but the results were measured on {recorded[0]!r}"
+        )
+    if dataset is None and not recorded:
+        raise ValueError(
+            "the results do not record the dataset they were measured on: pass it, "
+            "e.g. write_results(notebook, results, dataset='mnist')"
+        )
+    return dataset if dataset is not None else recorded[0]
 
 
 def write_results(
     notebook: str,
     results: Sequence[Result],
-    dataset: str = "mnist",
+    dataset: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a chapter's Results to ``results/<notebook>.json`` (fast mode: artifacts/fast).
@@ -187,14 +212,17 @@ def write_results(
         notebook: the notebook stem, e.g. ``"02_pruning"``.
         results: the chapter's Results; variant names must be unique and every ``baseline``
             must name a variant in the same file.
-        dataset: the dataset the accuracies were measured on.
+        dataset: the dataset the accuracies were measured on; by default the one the rows
+            recorded when they were measured. Non-MNIST results go to a sub-folder (see
+            :func:`results_path`).
         extra: chapter-level fields to store beside the results (e.g. timings).
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: bad notebook name, no results, duplicate variants, or a dangling baseline.
+        ValueError: bad notebook name, no results, duplicate variants, a dangling baseline,
+            or a dataset that disagrees with the rows' own.
     """
     _check_notebook_name(notebook)
     if not results:
@@ -208,6 +236,7 @@ def write_results(
             raise ValueError(
                 f"variant {r.variant!r} names baseline {r.baseline!r}, which is not in this file"
             )
+    dataset = _dataset_of(results, dataset)
     payload = {
         "notebook": notebook,
         "mode": config.mode(),
@@ -217,7 +246,7 @@ def write_results(
         **(extra or {}),
         "results": [r.to_dict() for r in results],
     }
-    return write_json_atomic(payload, results_path(notebook))
+    return write_json_atomic(payload, results_path(notebook, dataset))
 
 
 def load_results(notebook: str, folder: str | Path | None = None) -> ResultsFile:

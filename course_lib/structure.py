@@ -17,6 +17,7 @@ import numpy as np
 
 from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
+from course_lib.data import identity as data_identity
 from course_lib.models import build_model, with_softmax
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 
@@ -347,7 +348,7 @@ def thin_and_fine_tune(
         "layer": layer_name,
         "keep": keep_count,
         "order": order,
-        "train_size": len(data.x_train),
+        **data_identity(data),
         **cfg.as_dict(),
     }
     return cached_model(
@@ -365,7 +366,7 @@ def low_rank_and_fine_tune(
         "base": base.path.stem,
         "layer": layer_name,
         "rank": rank,
-        "train_size": len(data.x_train),
+        **data_identity(data),
         **cfg.as_dict(),
     }
     return cached_model(
@@ -408,7 +409,7 @@ def distill(
         "student": student_name,
         "temperature": temperature,
         "alpha": alpha,
-        "train_size": len(data.x_train),
+        **data_identity(data),
         **cfg.as_dict(),
     }
     return cached_model(f"{student_name}-distilled", key, create)

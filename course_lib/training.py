@@ -22,6 +22,7 @@ from course_lib import config
 from course_lib.atomic import atomic_path, write_json_atomic
 from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset, load_dataset
+from course_lib.data import identity as data_identity
 from course_lib.models import build_model
 
 
@@ -251,7 +252,7 @@ def train_baseline(
     key_parts = {
         "model": model_name,
         "dataset": dataset,
-        "train_size": len(data.x_train),
+        **data_identity(data),
         **cfg.as_dict(),
     }
     return cached_model(

@@ -25,9 +25,14 @@ def latency_runs() -> int:
     return config.pick(full=1000, fast=100)
 
 
-def tflite_path(variant: str, folder: str = "tflite") -> Path:
-    """Return ``artifacts/<mode>/<folder>/<variant>.tflite``."""
-    return config.artifacts_dir(folder) / f"{variant}.tflite"
+def tflite_path(variant: str, folder: str = "tflite", dataset: str = "mnist") -> Path:
+    """Return ``artifacts/<mode>/<folder>/<variant>.tflite`` (MNIST, the course's dataset).
+
+    Any other dataset gets its own sub-folder, ``artifacts/<mode>/<folder>/<dataset>/``, so
+    a Fashion-MNIST run never overwrites an MNIST file of the same variant.
+    """
+    parts = (folder,) if dataset == "mnist" else (folder, dataset)
+    return config.artifacts_dir(*parts) / f"{variant}.tflite"
 
 
 def measure_tflite(
@@ -59,7 +64,7 @@ def measure_tflite(
             the zeros counted in the .tflite itself).
         **extra: extra Result fields (e.g. ``sparsity=0.9``).
     """
-    path = save_tflite(content, tflite_path(variant, folder))
+    path = save_tflite(content, tflite_path(variant, folder, dataset=data.name))
     lite = LiteModel(content, num_threads=threads)
     accuracy = lite.evaluate(data.x_test, data.y_test)
     stats = lite.latency(data.x_test[:1], warmup=50, runs=latency_runs())
@@ -75,7 +80,12 @@ def measure_tflite(
         tflite_gzip_bytes=gzip_size(content),
         latency_us=round(stats.median_us, 2),
         baseline=baseline,
-        extra={"latency_p90_us": round(stats.p90_us, 2), "tflite_file": path.name, **extra},
+        extra={
+            "latency_p90_us": round(stats.p90_us, 2),
+            "tflite_file": path.name,
+            "dataset": data.name,
+            **extra,
+        },
     )
 
 

@@ -85,7 +85,7 @@ def test_ratio_and_speedup():
 def test_write_results_follows_the_course_design(tmp_root):
     base = make_result()
     variant = make_result("pruned", technique="pruning", baseline="baseline_float32")
-    path = report.write_results("02_pruning", [base, variant], extra={"note": "x"})
+    path = report.write_results("02_pruning", [base, variant], dataset="mnist", extra={"note": "x"})
     assert path == tmp_root / "results" / "02_pruning.json"
     payload = json.loads(path.read_text())
     assert payload["notebook"] == "02_pruning" and payload["mode"] == "full"
@@ -101,7 +101,7 @@ def test_write_results_follows_the_course_design(tmp_root):
 
 def test_fast_mode_results_stay_out_of_results(tmp_root, monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "1")
-    path = report.write_results("01_baseline", [make_result()])
+    path = report.write_results("01_baseline", [make_result()], dataset="mnist")
     assert path == tmp_root / "artifacts" / "fast" / "results" / "01_baseline.json"
     assert json.loads(path.read_text())["mode"] == "fast"
     assert not (tmp_root / "results").exists()
@@ -118,7 +118,7 @@ def test_fast_mode_results_stay_out_of_results(tmp_root, monkeypatch):
 )
 def test_write_results_rejects_bad_input(tmp_root, notebook, results, match):
     with pytest.raises(ValueError, match=match):
-        report.write_results(notebook, results)
+        report.write_results(notebook, results, dataset="mnist")
 
 
 def test_load_results_errors(tmp_root):

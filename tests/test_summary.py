@@ -48,9 +48,9 @@ def _write(tmp_root):
             latency_us=1.0,
         ),
     ]
-    report.write_results("02_pruning", results)
+    report.write_results("02_pruning", results, dataset="mnist")
     other = make_result("lenet_float32", model="lenet", accuracy=0.99)
-    report.write_results("04_combined", [other])
+    report.write_results("04_combined", [other], dataset="mnist")
 
 
 def test_entries_pair_each_variant_with_its_baseline(tmp_root):
