@@ -214,7 +214,12 @@ def count_macs(model: keras.Model) -> int:
     return sum(row["macs"] for row in macs_report(model))
 
 
-def _as_bytes(data: bytes | str | Path) -> bytes:
+def as_bytes(data: bytes | str | Path) -> bytes:
+    """Return ``data`` itself (bytes) or the contents of the file it names.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     path = Path(data)
@@ -226,9 +231,10 @@ def _as_bytes(data: bytes | str | Path) -> bytes:
 def gzip_size(data: bytes | str | Path, level: int = 9) -> int:
     """Return the size in bytes of ``data`` (bytes or a file) after gzip at ``level``.
 
-    Pruned weights are exact zeros but still stored at full width, so a pruned .tflite is
-    only smaller once compressed; gzip at level 9 is the course's stand-in for that step.
-    The gzip header's timestamp is fixed, so the result is reproducible.
+    A default conversion stores pruned weights as exact zeros at full width, so such a
+    .tflite only shrinks once compressed (the converter's sparse format is the exception,
+    chapter 02); gzip at level 9 is the course's stand-in for that step. The gzip header's
+    timestamp is fixed (``mtime=0``), so the result is reproducible byte for byte.
 
     Raises:
         ValueError: ``level`` is not in 0..9.
@@ -236,19 +242,7 @@ def gzip_size(data: bytes | str | Path, level: int = 9) -> int:
     """
     if not 0 <= level <= 9:
         raise ValueError(f"gzip level must be in 0..9, got {level}")
-    return len(gzip.compress(_as_bytes(data), compresslevel=level, mtime=0))
-
-
-def file_size(path: str | Path) -> int:
-    """Return a file's size in bytes.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    return path.stat().st_size
+    return len(gzip.compress(as_bytes(data), compresslevel=level, mtime=0))
 
 
 def keras_file_size(model: keras.Model, include_optimizer: bool = False) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import platform
 import re
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from course_lib import config, system
 from course_lib.atomic import write_json_atomic
@@ -37,6 +40,23 @@ TECHNIQUES = (
 """Allowed values of ``Result.technique``."""
 
 _NOTEBOOK_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+def _real(name: str, value: Any) -> float:
+    """Return a finite real number as float; refuse bools, strings and NaN with the field name."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
+
+
+def _whole(name: str, value: Any) -> int:
+    """Return a whole number as int (NumPy integers accepted); refuse anything else."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -81,11 +101,21 @@ class Result:
     def __post_init__(self) -> None:
         if self.technique not in TECHNIQUES:
             raise ValueError(f"technique {self.technique!r} is not one of: {', '.join(TECHNIQUES)}")
+        self.accuracy = _real("accuracy", self.accuracy)
+        self.latency_us = _real("latency_us", self.latency_us)
         if not 0.0 <= self.accuracy <= 1.0:
-            raise ValueError(f"accuracy must be a fraction in [0, 1], got {self.accuracy}")
+            hint = " (it looks like a percentage: store 0.9801, not 98.01)" * (
+                1.0 < self.accuracy <= 100.0
+            )
+            raise ValueError(f"accuracy must be a fraction in [0, 1], got {self.accuracy}{hint}")
         for name in ("params", "nonzero_params", "macs", "tflite_bytes", "tflite_gzip_bytes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = _whole(name, getattr(self, name))
+            setattr(self, name, value)
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for name in ("tflite_bytes", "tflite_gzip_bytes", "latency_us"):
+            if not getattr(self, name) > 0:  # ratios and speed-ups divide by these
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.nonzero_params > self.params:
             raise ValueError(
                 f"nonzero_params ({self.nonzero_params}) exceeds params ({self.params})"
@@ -278,12 +308,25 @@ def write_results(
     return write_json_atomic(payload, results_path(notebook, dataset))
 
 
+class ResultsFileError(ValueError):
+    """A results file that cannot be read: the message names it and how to restore it."""
+
+
+def _restore_hint(path: Path, notebook: str) -> str:
+    return (
+        f"Restore the committed file with `git checkout -- results/{path.name}` (run in the "
+        f"course folder), or re-run notebooks/{notebook}.ipynb to measure it again."
+    )
+
+
 def load_results(notebook: str, folder: str | Path | None = None) -> ResultsFile:
     """Read ``<folder>/<notebook>.json`` (default: this mode's results folder).
 
     Raises:
         FileNotFoundError: the file does not exist (run that notebook first).
-        ValueError: the file is not a valid results file.
+        ResultsFileError: (a ``ValueError``) the file is cut, not JSON, not a results record,
+            or a row holds an impossible value (accuracy as a string or as a percentage,
+            zero bytes or latency...); the message names the file, the row and the fix.
     """
     _check_notebook_name(notebook)
     path = Path(folder) / f"{notebook}.json" if folder else results_path(notebook)
@@ -291,20 +334,43 @@ def load_results(notebook: str, folder: str | Path | None = None) -> ResultsFile
         raise FileNotFoundError(
             f"{path} does not exist; run notebooks/{notebook}.ipynb (or `make course`) first"
         )
-    payload = json.loads(path.read_text())
-    known = {"notebook", "mode", "dataset", "environment", "results", "created"}
+    fix = _restore_hint(path, notebook)
     try:
-        return ResultsFile(
-            notebook=payload["notebook"],
-            mode=payload["mode"],
-            dataset=payload["dataset"],
-            environment=payload["environment"],
-            results=[Result.from_dict(r) for r in payload["results"]],
-            created=payload.get("created", ""),
-            extra={k: v for k, v in payload.items() if k not in known},
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsFileError(f"{path} is not valid JSON ({err}): is it cut short? {fix}") from err
+    if not isinstance(payload, dict):
+        raise ResultsFileError(
+            f"{path} holds a JSON {type(payload).__name__}, not a results record "
+            f"(an object with notebook, mode, dataset, environment, results). {fix}"
         )
-    except KeyError as err:
-        raise ValueError(f"{path} is not a results file: missing {err}") from err
+    missing = [
+        k for k in ("notebook", "mode", "dataset", "environment", "results") if k not in payload
+    ]
+    if missing:
+        raise ResultsFileError(f"{path} is not a results file: it lacks {missing}. {fix}")
+    rows = payload["results"]
+    if not isinstance(rows, list) or not rows:
+        raise ResultsFileError(f"{path}: 'results' must be a non-empty list of rows. {fix}")
+    results = []
+    for i, row in enumerate(rows):
+        name = row.get("variant", f"#{i}") if isinstance(row, dict) else f"#{i}"
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a row must be an object, got {type(row).__name__}")
+            results.append(Result.from_dict(row))
+        except (ValueError, TypeError) as err:
+            raise ResultsFileError(f"{path}, row {name!r}: {err}. {fix}") from err
+    known = {"notebook", "mode", "dataset", "environment", "results", "created"}
+    return ResultsFile(
+        notebook=payload["notebook"],
+        mode=payload["mode"],
+        dataset=payload["dataset"],
+        environment=payload["environment"],
+        results=results,
+        created=payload.get("created", ""),
+        extra={k: v for k, v in payload.items() if k not in known},
+    )
 
 
 def load_all_results(folder: str | Path | None = None) -> dict[str, ResultsFile]:

@@ -26,7 +26,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from course_lib import config
 from course_lib.atomic import write_bytes_atomic
 from course_lib.compat import keras, tf
-from course_lib.measure import LatencyStats, time_calls
+from course_lib.measure import LatencyStats, as_bytes, time_calls
 
 CONVERSIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 """The conversion kinds :func:`convert` accepts."""
@@ -45,6 +45,17 @@ def _check_images(x: np.ndarray, input_shape: tuple, what: str) -> None:
         raise ValueError(
             f"{what} must be float32 like the model input; got {x.dtype} "
             "(convert with x.astype('float32'))"
+        )
+    _check_finite(x, what)
+
+
+def _check_finite(x: np.ndarray, what: str) -> None:
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise ValueError(
+            f"{what} contains {bad:,} NaN or infinite value(s): a model fed them computes "
+            "nothing useful (and int8 calibration would silently fail); check the "
+            "preprocessing that produced them"
         )
 
 
@@ -123,6 +134,13 @@ def convert(
                 "to calibrate activation ranges"
             )
         if representative_data is not None:  # checked here, before conversion starts
+            _check_images(representative_data, tuple(model.input_shape), "representative data")
+            count = len(representative_data)
+            if not 1 <= num_calibration <= count:
+                raise ValueError(
+                    f"num_calibration must be in 1..{count} (the number of images in "
+                    f"representative_data), got {num_calibration}"
+                )
             calibration = representative_dataset(
                 representative_data, num_calibration, tuple(model.input_shape)
             )
@@ -157,19 +175,37 @@ def save_tflite(content: bytes, path: str | Path) -> Path:
     return write_bytes_atomic(content, path)
 
 
-def _read(model: bytes | str | Path) -> bytes:
-    if isinstance(model, (bytes, bytearray)):
-        return bytes(model)
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    return path.read_bytes()
+TFLITE_IDENTIFIER = b"TFL3"
+"""The flatbuffer file identifier of every .tflite file (bytes 4-8)."""
+
+
+def read_tflite(model: bytes | str | Path) -> bytes:
+    """Return the bytes of a .tflite model given as bytes or a path, checked to be one.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: empty, or not a TFLite flatbuffer (e.g. a ``.keras`` or ``.h5`` file);
+            the message names the file.
+    """
+    content = as_bytes(model)
+    is_bytes = isinstance(model, (bytes, bytearray, memoryview))
+    name = "the given bytes" if is_bytes else str(model)
+    if not content:
+        raise ValueError(f"{name} is empty: not a .tflite model (re-run the conversion)")
+    if content[4:8] != TFLITE_IDENTIFIER:
+        hint = ""
+        if content[:2] == b"PK":
+            hint = " It looks like a zip archive, e.g. a .keras model: convert it first."
+        elif content[:8] == b"\x89HDF\r\n\x1a\n":
+            hint = " It looks like an HDF5 (.h5) Keras file: convert it first."
+        raise ValueError(f"{name} is not a .tflite model (no TFL3 flatbuffer identifier).{hint}")
+    return content
 
 
 def plain_interpreter(model: bytes | str | Path) -> Interpreter:
     """An interpreter without the XNNPACK delegate, for inspecting the graph as stored."""
     interpreter = Interpreter(
-        model_content=_read(model),
+        model_content=read_tflite(model),
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
     interpreter.allocate_tensors()
@@ -247,6 +283,19 @@ def sparse_weights(model: bytes | str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _integer_labels(y: np.ndarray) -> np.ndarray:
+    """Return labels as a 1-D integer array; refuse one-hot or float labels with the fix."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(
+            f"labels of shape {y.shape} look one-hot: pass class indices, e.g. y.argmax(axis=1)"
+        )
+    y = y.reshape(-1) if y.ndim == 2 else y
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D array of class indices, got {y.dtype} {y.shape}")
+    return y
+
+
 class LiteModel:
     """A .tflite model loaded into the LiteRT interpreter, with batch-1 helpers.
 
@@ -263,7 +312,7 @@ class LiteModel:
     def __init__(self, model: bytes | str | Path, num_threads: int = 1) -> None:
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        self.content = _read(model)
+        self.content = read_tflite(model)
         self.num_threads = num_threads
         self.interpreter = Interpreter(model_content=self.content, num_threads=num_threads)
         self.interpreter.allocate_tensors()
@@ -318,6 +367,7 @@ class LiteModel:
         if x.dtype not in ok_dtypes:
             names = " or ".join(sorted(str(d) for d in ok_dtypes))
             raise ValueError(f"this .tflite expects input of dtype {names}; got {x.dtype}")
+        _check_finite(x, "the input")
         if x.dtype == self.input_dtype:
             return x
         scale, zero_point = self.input_quantization
@@ -363,9 +413,10 @@ class LiteModel:
         Raises:
             ValueError: lengths differ, or input of the wrong shape or dtype.
         """
+        y = _integer_labels(y)
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        return self.predict(x).argmax(axis=-1) == np.asarray(y)
+        return self.predict(x).argmax(axis=-1) == y
 
     def latency(
         self, x: np.ndarray, warmup: int = 30, runs: int = 300, rounds: int = 1

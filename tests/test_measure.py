@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
@@ -95,11 +97,11 @@ def test_gzip_size_is_deterministic_and_rewards_zeros(tmp_path):
     zeros = bytes(10_000)
     noise = np.random.default_rng(0).bytes(10_000)
     assert measure.gzip_size(zeros) < 100 < measure.gzip_size(noise)
-    assert measure.gzip_size(noise) == measure.gzip_size(noise)
+    # gzip with mtime=0 is reproducible: the same bytes as Python's own call with mtime=0
+    assert measure.gzip_size(noise) == len(gzip.compress(noise, compresslevel=9, mtime=0))
     path = tmp_path / "z.bin"
     path.write_bytes(zeros)
     assert measure.gzip_size(path) == measure.gzip_size(zeros)
-    assert measure.file_size(path) == 10_000
 
 
 def test_gzip_and_file_size_errors(tmp_path):
@@ -107,8 +109,6 @@ def test_gzip_and_file_size_errors(tmp_path):
         measure.gzip_size(b"x", level=10)
     with pytest.raises(FileNotFoundError):
         measure.gzip_size(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError):
-        measure.file_size(tmp_path / "missing")
 
 
 def test_keras_file_size_with_and_without_optimizer(tiny_model):

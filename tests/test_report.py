@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from course_lib import report
@@ -188,3 +189,60 @@ def test_timings_are_recorded_and_reported(tmp_root):
     )
     report.record_timing("01_baseline", full_cached_s=12.0)
     assert "(12 s with trained models cached)" in report.notebook_time("01_baseline")
+
+
+def _write_payload(folder, text):
+    path = folder / "02_pruning.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"notebook": "02_pruning", "mode": "fu', r"not valid JSON.*cut short"),
+        ("[]", r"holds a JSON list, not a results record"),
+        ('{"notebook": "02_pruning"}', r"lacks \['mode', 'dataset', 'environment', 'results'\]"),
+    ],
+)
+def test_corrupt_results_files_name_the_file_and_the_fix(tmp_path, text, match):
+    path = _write_payload(tmp_path, text)
+    with pytest.raises(report.ResultsFileError, match=match) as err:
+        report.load_results("02_pruning", tmp_path)
+    assert str(path) in str(err.value) and "git checkout -- results/02_pruning.json" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("accuracy", "0.98", r"accuracy must be a number, got str"),
+        ("accuracy", 98.01, r"looks like a percentage"),
+        ("tflite_gzip_bytes", 0, r"tflite_gzip_bytes must be > 0"),
+        ("latency_us", 0.0, r"latency_us must be > 0"),
+        ("params", 1.5, r"params must be a whole number"),
+        ("accuracy", True, r"accuracy must be a number, got bool"),
+    ],
+)
+def test_bad_values_in_a_results_row_are_named(tmp_path, field, value, match):
+    row = make_result().to_dict()
+    row[field] = value
+    payload = {
+        "notebook": "02_pruning",
+        "mode": "full",
+        "dataset": "mnist",
+        "environment": {},
+        "results": [row],
+    }
+    _write_payload(tmp_path, json.dumps(payload))
+    with pytest.raises(report.ResultsFileError, match=match) as err:
+        report.load_results("02_pruning", tmp_path)
+    assert "02_pruning.json, row 'baseline_float32'" in str(err.value)
+    assert isinstance(err.value, ValueError)  # callers catching ValueError still work
+
+
+def test_numpy_numbers_are_accepted_in_results():
+    result = make_result(accuracy=np.float32(0.98), params=np.int64(1000), nonzero_params=1000)
+    assert type(result.params) is int and type(result.accuracy) is float
+    json.dumps(result.to_dict())  # serialisable

@@ -150,3 +150,62 @@ def test_sparse_weights_reports_format_and_densify(tiny_model):
     rows = tflite.sparse_weights(tflite.convert(sparse_model, sparse_format=True))
     fc = next(r for r in rows if r["op"] == "FULLY_CONNECTED")
     assert fc["densified"] and fc["block"] == "single values"
+
+
+def test_latency_rounds_pool_their_timings_with_quartiles(converted, tiny_data):
+    stats = tflite.LiteModel(converted["float32"]).latency(
+        tiny_data.x_test[:1], warmup=1, runs=20, rounds=5
+    )
+    assert stats.runs == 20 and stats.rounds == 5
+    assert stats.min_us <= stats.p25_us <= stats.median_us <= stats.p75_us <= stats.p90_us
+    assert stats.iqr_us == [round(stats.p25_us, 2), round(stats.p75_us, 2)]
+    with pytest.raises(ValueError, match="rounds"):
+        tflite.LiteModel(converted["float32"]).latency(tiny_data.x_test[:1], runs=4, rounds=3)
+
+
+def test_not_a_tflite_file_is_named(tmp_path, tiny_model):
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.tflite is empty"):
+        tflite.LiteModel(empty)
+    keras_file = tmp_path / "model.keras"
+    tiny_model.save(keras_file)
+    with pytest.raises(ValueError, match=r"model\.keras is not a \.tflite model.*\.keras"):
+        tflite.LiteModel(keras_file)
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        tflite.op_names(b"0123456789abcdef")
+
+
+def test_nan_or_infinite_inputs_are_refused(converted, tiny_data):
+    x = tiny_data.x_test[:3].copy()
+    x[1, 0, 0, 0] = np.nan
+    for kind in ("float32", "int8"):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            tflite.LiteModel(converted[kind]).predict(x)
+    x[1, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tflite.LiteModel(converted["float32"]).evaluate(x, tiny_data.y_test[:3])
+
+
+def test_one_hot_labels_are_detected(converted, tiny_data):
+    lite = tflite.LiteModel(converted["float32"])
+    one_hot = np.eye(10, dtype=np.float32)[tiny_data.y_test[:5]]
+    with pytest.raises(ValueError, match=r"one-hot.*argmax"):
+        lite.evaluate(tiny_data.x_test[:5], one_hot)
+    right = lite.correct(tiny_data.x_test[:5], tiny_data.y_test[:5])
+    assert right.dtype == bool and right.shape == (5,)
+    assert lite.evaluate(tiny_data.x_test[:5], tiny_data.y_test[:5]) == right.mean()
+
+
+def test_int8_calibration_with_nan_raises_instead_of_a_float_model(tiny_model, tiny_data):
+    x = tiny_data.x_train[:50].copy()
+    x[3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tflite.convert(tiny_model, "int8", representative_data=x)
+
+
+def test_calibration_count_error_names_the_parameter_passed(tiny_model, tiny_data):
+    with pytest.raises(ValueError, match=r"num_calibration must be in 1\.\.20"):
+        tflite.convert(
+            tiny_model, "int8", representative_data=tiny_data.x_train[:20], num_calibration=50
+        )
