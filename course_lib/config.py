@@ -20,6 +20,7 @@ SEED = 42
 FAST_ENV = "COURSE_FAST"
 ROOT_ENV = "COURSE_ROOT"
 RESULTS_ENV = "COURSE_RESULTS_DIR"
+ARTIFACTS_ENV = "COURSE_ARTIFACTS"
 _TRUE = ("1", "true", "yes", "on")
 
 T = TypeVar("T")
@@ -86,19 +87,56 @@ def notebooks_dir() -> Path:
     return repo_root() / "notebooks"
 
 
+class ArtifactsNotWritableError(OSError):
+    """The model cache folder cannot be created or written; the message says how to move it."""
+
+
+_WRITABLE: set[Path] = set()
+
+
+def artifacts_root() -> Path:
+    """Return the cache's top folder: ``<root>/artifacts``, or ``COURSE_ARTIFACTS`` if set.
+
+    Set ``COURSE_ARTIFACTS=/some/writable/folder`` when the clone itself is read-only (a
+    shared classroom copy, a mounted volume).
+    """
+    override = os.environ.get(ARTIFACTS_ENV)
+    return Path(override).expanduser().resolve() if override else repo_root() / "artifacts"
+
+
+def _ensure_writable(path: Path) -> None:
+    if path in _WRITABLE:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ArtifactsNotWritableError(
+            f"Cannot write the course's model cache at {path} ({err.strerror or err}). "
+            f"Point {ARTIFACTS_ENV} at a writable folder, e.g. "
+            f"`export {ARTIFACTS_ENV}=$HOME/course-artifacts`, then restart the kernel."
+        ) from err
+    _WRITABLE.add(path)
+
+
 def artifacts_dir(*parts: str, for_mode: str | None = None) -> Path:
-    """Return (and create) ``<root>/artifacts/<mode>/<parts...>``, the git-ignored cache.
+    """Return (and create) ``<artifacts>/<mode>/<parts...>``, the git-ignored cache.
 
     Trained models and .tflite files live here, separately per mode, so a fast-mode model is
     never loaded by a full-mode run. ``for_mode`` ("fast" or "full") overrides the current mode.
+    ``<artifacts>`` is ``<root>/artifacts`` unless ``COURSE_ARTIFACTS`` names another folder.
 
     Raises:
         ValueError: ``for_mode`` is not "fast", "full" or None.
+        ArtifactsNotWritableError: the folder cannot be created or written (the message
+            names it and says how to move the cache with ``COURSE_ARTIFACTS``).
     """
     if for_mode not in (None, "fast", "full"):
         raise ValueError(f"for_mode must be 'fast', 'full' or None, got {for_mode!r}")
-    path = repo_root().joinpath("artifacts", for_mode or mode(), *parts)
-    path.mkdir(parents=True, exist_ok=True)
+    path = artifacts_root().joinpath(for_mode or mode(), *parts)
+    _ensure_writable(path)
     return path
 
 

@@ -133,6 +133,14 @@ def _spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
+def _restore_command(path: Path) -> str:
+    """How to restore ``path``: a git command that works from any folder (notebooks/ too)."""
+    path = path.resolve()
+    if path.parent.name == "data":
+        return f'`git -C "{path.parent.parent}" checkout -- data/{path.name}`'
+    return f"a copy of the course's data/{path.name} in {path.parent}"
+
+
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Return the hex sha256 of a file, read in chunks.
 
@@ -164,14 +172,14 @@ def dataset_path(name: str, data_dir: str | Path | None = None, verify: bool = T
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing. The datasets ship with the repository; restore it with "
-            f"`git checkout data/{spec.filename}` (no download needed or attempted)."
+            f"{_restore_command(path)} (no download needed or attempted)."
         )
     if verify:
         actual = sha256_file(path)
         if actual != spec.sha256:
             raise ValueError(
                 f"{path} is corrupt: its sha256 is {actual}, expected {spec.sha256}. "
-                f"Restore the original with `git checkout data/{spec.filename}`."
+                f"Restore the original with {_restore_command(path)}."
             )
     return path
 

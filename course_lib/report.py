@@ -313,9 +313,10 @@ class ResultsFileError(ValueError):
 
 
 def _restore_hint(path: Path, notebook: str) -> str:
+    root = path.resolve().parent.parent
     return (
-        f"Restore the committed file with `git checkout -- results/{path.name}` (run in the "
-        f"course folder), or re-run notebooks/{notebook}.ipynb to measure it again."
+        f'Restore the committed file with `git -C "{root}" checkout -- results/{path.name}`, '
+        f"or re-run notebooks/{notebook}.ipynb to measure it again."
     )
 
 

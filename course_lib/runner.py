@@ -132,7 +132,10 @@ def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
         try:
             client.execute()
         except CellExecutionError:
-            _write_notebook(nb, failed_path(path, fast))  # keep the partial run for debugging
+            try:  # keep the partial run for debugging, if the cache folder can be written
+                _write_notebook(nb, failed_path(path, fast))
+            except OSError as err:
+                print(f"    (could not keep the partly executed notebook: {err})", flush=True)
             raise
         return nb, time.perf_counter() - start
     finally:
@@ -145,6 +148,14 @@ def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
 def failed_path(path: Path, fast: bool) -> Path:
     """Return where a notebook that failed to run is kept: ``artifacts/<mode>/failed/``."""
     return config.artifacts_dir("failed", for_mode="fast" if fast else "full") / path.name
+
+
+def failed_path_or_none(path: Path, fast: bool) -> Path | None:
+    """Like :func:`failed_path`, or None when the cache folder cannot be written."""
+    try:
+        return failed_path(path, fast)
+    except OSError:
+        return None
 
 
 def _write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
@@ -176,13 +187,19 @@ def _run_one(
     except CellExecutionError as err:
         last_line = _ANSI.sub("", str(err)).strip().splitlines()[-1]
         print(f"    FAILED: {last_line}", flush=True)
-        print(f"    the partly executed notebook is in {failed_path(path, fast)}", flush=True)
+        kept = failed_path_or_none(path, fast)
+        if kept is not None and kept.is_file():
+            print(f"    the partly executed notebook is in {kept}", flush=True)
         return None
-    if fast or not store:
-        _write_notebook(nb, config.artifacts_dir("notebooks", for_mode=mode) / path.name)
-    else:
-        stamp(nb, mode, seconds)
-        _write_notebook(nb, path)
+    try:
+        if fast or not store:
+            _write_notebook(nb, config.artifacts_dir("notebooks", for_mode=mode) / path.name)
+        else:
+            stamp(nb, mode, seconds)
+            _write_notebook(nb, path)
+    except OSError as err:
+        print(f"    FAILED to save the executed notebook: {err}", flush=True)
+        return None
     if record:
         trained = bool(_cached_models(mode) - before)
         key = f"{mode}_s" if trained else f"{mode}_cached_s"

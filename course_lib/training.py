@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from course_lib import config
-from course_lib.atomic import atomic_path, write_json_atomic
+from course_lib.atomic import atomic_path, remove_stale_temps, write_json_atomic
 from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset, load_dataset
 from course_lib.data import identity as data_identity
@@ -112,6 +114,16 @@ def fit(
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def _plain_number(value: Any) -> int | float:
+    """JSON fallback for NumPy scalars in cache keys (``np.float32(0.5)`` keys like 0.5)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(str(value))  # np.float32(0.1) keys like 0.1, not 0.10000000149
+
+    raise TypeError(f"cache key parts must be JSON-serialisable, got {type(value).__name__}")
+
+
 def cache_key(**parts: Any) -> str:
     """Return a short, stable hash of JSON-serialisable key parts.
 
@@ -122,7 +134,7 @@ def cache_key(**parts: Any) -> str:
         TypeError: a part is not JSON-serialisable.
     """
     payload = {"mode": config.mode(), "tensorflow": tf.__version__, **parts}
-    text = json.dumps(payload, sort_keys=True)
+    text = json.dumps(payload, sort_keys=True, default=_plain_number)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -180,7 +192,9 @@ def cached_model(
     """
     key = cache_key(name=name, **key_parts)
     suffix = ".h5" if rebuild else ".keras"
-    path = config.artifacts_dir("models") / f"{name}-{key}{suffix}"
+    folder = config.artifacts_dir("models")
+    remove_stale_temps(folder)  # what a save killed part-way left behind
+    path = folder / f"{name}-{key}{suffix}"
     meta_path = path.with_name(f"{name}-{key}.json")
     scope = custom_objects_scope or contextlib.nullcontext
     if path.is_file() and meta_path.is_file():  # meta is written last: both = complete

@@ -24,6 +24,7 @@ def tmp_root(tmp_path, monkeypatch):
     for spec in data.DATASETS.values():
         (tmp_path / "data" / spec.filename).symlink_to(config.repo_root() / "data" / spec.filename)
     monkeypatch.setenv(config.ROOT_ENV, str(tmp_path))
+    monkeypatch.delenv(config.ARTIFACTS_ENV, raising=False)
     monkeypatch.setenv(config.FAST_ENV, "0")
     return tmp_path
 

@@ -53,3 +53,20 @@ def test_repo_root_explains_when_it_cannot_find_the_course(monkeypatch, tmp_path
 def test_results_dir_can_be_redirected(tmp_root, monkeypatch, tmp_path):
     monkeypatch.setenv(config.RESULTS_ENV, str(tmp_path / "elsewhere"))
     assert config.results_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
+
+
+def test_course_artifacts_moves_the_cache(tmp_root, tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv(config.ARTIFACTS_ENV, str(elsewhere))
+    assert config.artifacts_dir("models") == elsewhere / "full" / "models"
+    assert (elsewhere / "full" / "models").is_dir()
+
+
+def test_an_unwritable_cache_names_the_folder_and_the_fix(tmp_root):
+    (tmp_root / "artifacts").write_text("not a folder")  # mkdir fails, as on a read-only copy
+    with pytest.raises(config.ArtifactsNotWritableError) as err:
+        config.artifacts_dir("models")
+    message = str(err.value)
+    assert str(tmp_root / "artifacts" / "full" / "models") in message
+    assert "COURSE_ARTIFACTS" in message
+    assert isinstance(err.value, OSError)

@@ -54,8 +54,14 @@ def test_unknown_dataset_lists_the_known_ones():
         data.load_dataset("cifar10")
 
 
-def test_missing_file_says_how_to_restore_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="git checkout data/mnist.npz"):
+def test_missing_file_says_how_to_restore_it_from_any_folder(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where notebook cells run
+    with pytest.raises(FileNotFoundError) as err:
+        data.load_dataset("mnist", data_dir=tmp_path / "data")
+    assert f'git -C "{tmp_path}" checkout -- data/mnist.npz' in str(err.value)
+    with pytest.raises(FileNotFoundError, match=r"a copy of the course's data/mnist\.npz"):
         data.load_dataset("mnist", data_dir=tmp_path)
 
 

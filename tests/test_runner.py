@@ -115,3 +115,23 @@ def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
     entry = json.loads(timings.read_text())["notebooks"]["01_good"]
     assert {"full_s", "full_cached_s"} <= set(entry)
     assert nbformat.read(path, as_version=4).metadata["course"] == stamped  # not re-stored
+
+
+def test_a_failing_notebook_with_an_unwritable_cache_is_reported_not_a_crash(tmp_root, capsys):
+    (tmp_root / "README.md").write_text(
+        "<!-- course-map:start -->\n<!-- course-map:end -->\n"
+        "<!-- results:start -->\n<!-- results:end -->\n"
+    )
+    bad = tmp_root / "notebooks" / "02_bad.ipynb"
+    nbformat.write(
+        _notebook(
+            "import os\nos.rename(os.environ['COURSE_ROOT'] + '/artifacts', "
+            "os.environ['COURSE_ROOT'] + '/moved')\n"
+            "open(os.environ['COURSE_ROOT'] + '/artifacts', 'w').close()\n"
+            "raise RuntimeError('boom')"
+        ),
+        bad,
+    )
+    assert runner.run_course(["02_bad"], fast=False, time_fast=False) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: RuntimeError: boom" in out

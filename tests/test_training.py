@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
-from course_lib import training
+from course_lib import config, training
 from course_lib.compat import keras
 
 from .conftest import build_tiny_model
@@ -145,3 +146,19 @@ def test_cached_model_can_cache_weights_only(tmp_root, tiny_data):
     assert second.meta["note"] == "qat"
     for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_numbers_key_like_python_numbers():
+    assert training.cache_key(s=np.float32(0.1), n=np.int64(3)) == training.cache_key(s=0.1, n=3)
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        training.cache_key(x=object())
+
+
+def test_a_save_killed_part_way_leaves_no_temp_file_for_the_next_run(tmp_root, tiny_data):
+    folder = config.artifacts_dir("models")
+    dead = folder / ".m-abc.tmp-999999999.keras"  # no such process: its writer was killed
+    dead.write_bytes(b"half a model")
+    live = folder / f".m-abc.tmp-{os.getpid()}.keras"  # a writer still running: kept
+    live.write_bytes(b"in progress")
+    training.cached_model("m", {"k": 1}, lambda: (build_tiny_model(), {}), rebuild=None)
+    assert not dead.exists() and live.exists()
