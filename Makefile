@@ -1,8 +1,8 @@
 # Model Compression & Acceleration with TensorFlow: every command sets itself up.
-#   make course   run every notebook in full mode: results/*.json, stored outputs, summary
+#   make course   run every notebook in full mode: results/*.json, stored outputs, timings
 #   make test     unit tests + every notebook in fast mode (what CI runs)
 #   make lab      open JupyterLab on the notebooks
-#   make warmup   run every notebook once in fast mode to cache its models (workshops)
+#   make warmup   run every notebook once in fast mode to cache its models and time it
 # Each target creates .venv and installs requirements.txt on first use (needs only python3).
 
 PYTHON ?= python3
@@ -19,16 +19,19 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m course_lib.quiet
 	touch $(STAMP)
 
 course: $(STAMP)
 	$(BIN)/python -m course_lib.runner
 
 test: $(STAMP)
+	$(BIN)/python -m course_lib.quiet >/dev/null
 	COURSE_FAST=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest --nbval-lax \
 		--nbval-cell-timeout=900 --durations=10 tests notebooks
 
 lab: $(STAMP)
+	$(BIN)/python -m course_lib.quiet
 	$(BIN)/jupyter lab notebooks/
 
 warmup: $(STAMP)

@@ -535,6 +535,15 @@ def record_timing(notebook: str, **fields: Any) -> Path:
     return write_json_atomic(timings, timings_path())
 
 
+def record_course_time(key: str, seconds: float) -> Path:
+    """Record a whole-course run time (e.g. ``course_first_run_s``) with the CPU and date."""
+    timings = load_timings()
+    timings[key] = round(seconds, 1)
+    timings["course_cpu"] = system.cpu_name()
+    timings["course_measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    return write_json_atomic(timings, timings_path())
+
+
 def format_seconds(seconds: float | None) -> str:
     """Format a duration for people: 42 -> '42 s', 95 -> '1 min 35 s', None -> 'not measured'."""
     if seconds is None:

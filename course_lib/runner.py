@@ -2,28 +2,36 @@
 
 Introduced in 00_setup_and_tour.
 
-Full mode (the default) first times a fast-mode run of each notebook (into
-``artifacts/fast/notebooks``, thrown away), then executes each notebook top to bottom in full
-mode, writes its outputs back into ``notebooks/`` and stamps the notebook's metadata with a
-hash of its code cells. ``tests/test_notebooks.py`` recomputes that hash: when the code was
+Full mode (the default, ``make course``) executes each notebook top to bottom in full mode,
+writes its outputs back into ``notebooks/`` and stamps the notebook's metadata with a hash of
+its code cells. ``tests/test_notebooks.py`` recomputes that hash: when the code was
 changed after the outputs were made, the test fails. Notebooks write their own
 ``results/*.json``; the runner records run times in ``results/timings.json``, refreshes the
 README's generated tables and prints a summary.
 
-``--fast`` executes the notebooks in fast mode only and writes the executed copies under
-``artifacts/fast/notebooks``; nothing committed is touched.
+``--fast`` (``make warmup``) executes the notebooks in fast mode only, writes the executed
+copies under ``artifacts/fast/notebooks`` and records the fast-mode run times; nothing else
+committed is touched.
+
+The terminal shows one progress line per notebook (cell i/n and an estimate of the time left,
+from the last recorded run times) and a summary table at the end. The kernels' C++ log lines
+(TensorFlow, XNNPACK, the converter) go to ``artifacts/<mode>/logs/<notebook>.log``, not to
+the terminal or the stored outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
@@ -103,8 +111,36 @@ def list_notebooks(names: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
+class ProgressClient(NotebookClient):
+    """A NotebookClient that reports each code cell before running it."""
+
+    def __init__(self, nb: nbformat.NotebookNode, on_cell: Callable[[int], None], **kw: Any):
+        super().__init__(nb, **kw)
+        self._on_cell = on_cell
+        self._code_index = {
+            i: n for n, i in enumerate(j for j, c in enumerate(nb.cells) if c.cell_type == "code")
+        }
+
+    async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any, **kw: Any) -> Any:
+        if cell_index in self._code_index:
+            self._on_cell(self._code_index[cell_index])
+        return await super().async_execute_cell(cell, cell_index, *args, **kw)
+
+
+def log_path(path: Path, fast: bool) -> Path:
+    """Where a notebook's kernel log (C++ messages on stderr) goes."""
+    return config.artifacts_dir("logs", for_mode="fast" if fast else "full") / f"{path.stem}.log"
+
+
+def execute(
+    path: Path, fast: bool, on_cell: Callable[[int], None] | None = None
+) -> tuple[nbformat.NotebookNode, float]:
     """Execute a notebook top to bottom in a fresh kernel, in the notebooks folder.
+
+    Args:
+        path: the notebook.
+        fast: run it in fast mode (``COURSE_FAST=1`` in the kernel's environment).
+        on_cell: called with the index of each code cell (0-based) before it runs.
 
     Returns:
         The executed notebook and the wall-clock seconds it took.
@@ -113,24 +149,24 @@ def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
         CellExecutionError: a cell failed.
     """
     nb = nbformat.read(path, as_version=4)
-    previous = os.environ.get(config.FAST_ENV)
-    os.environ[config.FAST_ENV] = "1" if fast else "0"  # the kernel inherits it
-    try:
-        client = NotebookClient(
-            nb,
-            timeout=CELL_TIMEOUT_S,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-            record_timing=False,
-            # TensorFlow's C++ log lines go to the terminal, not into the stored outputs.
-            extra_arguments=[
-                "--IPKernelApp.capture_fd_output=False",
-                "--IPKernelApp.log_level=ERROR",
-            ],
-        )
+    client = ProgressClient(
+        nb,
+        on_cell or (lambda _i: None),
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        # TensorFlow's C++ log lines go to the kernel's stderr (a log file), not into cells.
+        extra_arguments=[
+            "--IPKernelApp.capture_fd_output=False",
+            "--IPKernelApp.log_level=ERROR",
+        ],
+    )
+    with _environ(config.FAST_ENV, "1" if fast else "0"):  # the kernel inherits it
         start = time.perf_counter()
         try:
-            client.execute()
+            with open(log_path(path, fast), "w", encoding="utf-8") as log:
+                client.execute(stderr=log)
         except CellExecutionError:
             try:  # keep the partial run for debugging, if the cache folder can be written
                 _write_notebook(nb, failed_path(path, fast))
@@ -138,11 +174,6 @@ def execute(path: Path, fast: bool) -> tuple[nbformat.NotebookNode, float]:
                 print(f"    (could not keep the partly executed notebook: {err})", flush=True)
             raise
         return nb, time.perf_counter() - start
-    finally:
-        if previous is None:
-            os.environ.pop(config.FAST_ENV, None)
-        else:
-            os.environ[config.FAST_ENV] = previous
 
 
 def failed_path(path: Path, fast: bool) -> Path:
@@ -166,31 +197,109 @@ def _cached_models(mode: str) -> set[str]:
     return {p.name for p in config.artifacts_dir("models", for_mode=mode).iterdir()}
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str | None) -> Iterator[None]:
+    """Set (or, with None, leave alone) an environment variable for a block, then restore it."""
+    previous = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+class Progress:
+    """One terminal line per notebook: cell i/n and an estimate of the time left.
+
+    Estimates come from the run times recorded in ``results/timings.json`` (first-run times
+    when the model cache started empty, cached times otherwise). On a terminal the line is
+    rewritten in place; in a log, only the finished line is printed.
+    """
+
+    def __init__(self, paths: list[Path], mode: str, first_run: bool) -> None:
+        timings = report.load_timings().get("notebooks", {})
+        keys = [f"{mode}_s", f"{mode}_cached_s"]
+        if not first_run:
+            keys.reverse()
+        self.expected: dict[str, float | None] = {}
+        for p in paths:
+            entry = timings.get(p.stem, {})
+            self.expected[p.stem] = next((entry[k] for k in keys if entry.get(k)), None)
+        self.paths, self.mode = paths, mode
+        self.start = time.perf_counter()
+        self.tty = sys.stdout.isatty()
+        self.rows: list[list[str]] = []
+
+    def _left(self, index: int, notebook_elapsed: float) -> str:
+        rest = [self.expected[p.stem] for p in self.paths[index + 1 :]]
+        current = self.expected[self.paths[index].stem]
+        if current is None or any(r is None for r in rest):
+            return "time left unknown"
+        left = max(0.0, current - notebook_elapsed) + sum(rest)  # type: ignore[arg-type]
+        return f"~{report.format_seconds(left)} left"
+
+    def line(self, index: int, cell: int, cells: int, notebook_start: float) -> str:
+        elapsed = time.perf_counter() - notebook_start
+        path = self.paths[index]
+        return (
+            f"[{self.mode} {index + 1}/{len(self.paths)}] {path.stem:<22} "
+            f"cell {cell:>3}/{cells:<3} {report.format_seconds(elapsed):>10}  "
+            f"{self._left(index, elapsed)}"
+        )
+
+    def update(self, index: int, cell: int, cells: int, notebook_start: float) -> None:
+        if self.tty:
+            text = self.line(index, cell, cells, notebook_start)
+            print(f"\r{text:<100}", end="", flush=True)
+
+    def finish(self, index: int, cells: int, seconds: float | None, note: str) -> None:
+        path = self.paths[index]
+        total = report.format_seconds(time.perf_counter() - self.start)
+        status = report.format_seconds(seconds) if seconds is not None else "FAILED"
+        text = (
+            f"[{self.mode} {index + 1}/{len(self.paths)}] {path.stem:<22} {cells:>3} cells "
+            f"{status:>10}  {note}(course so far {total})"
+        )
+        print(f"\r{text:<100}" if self.tty else text, flush=True)
+        self.rows.append([path.stem, status, note.strip(" ;") or "-"])
+
+
 def _run_one(
     path: Path,
     fast: bool,
-    label: str,
-    start: float,
+    progress: Progress,
+    index: int,
     record: bool = True,
     store: bool = True,
-) -> float | None:
+) -> tuple[float | None, bool]:
     """Execute one notebook; store its outputs (full mode) and record its run time.
 
     The time is recorded as ``<mode>_s`` when the notebook trained (wrote new models to the
     cache) and as ``<mode>_cached_s`` when it found everything it needed in the cache.
+
+    Returns:
+        ``(seconds or None if it failed, whether it trained a model)``.
     """
     mode = "fast" if fast else "full"
-    print(f"{label} {path.stem} ({mode} mode) ...", flush=True)
     before = _cached_models(mode)
+    cells = sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
+    notebook_start = time.perf_counter()
+
+    def on_cell(i: int) -> None:
+        progress.update(index, i + 1, cells, notebook_start)
+
     try:
-        nb, seconds = execute(path, fast)
+        nb, seconds = execute(path, fast, on_cell)
     except CellExecutionError as err:
         last_line = _ANSI.sub("", str(err)).strip().splitlines()[-1]
-        print(f"    FAILED: {last_line}", flush=True)
         kept = failed_path_or_none(path, fast)
-        if kept is not None and kept.is_file():
-            print(f"    the partly executed notebook is in {kept}", flush=True)
-        return None
+        where = f" kept in {kept};" if kept is not None and kept.is_file() else ""
+        progress.finish(index, cells, None, f"{last_line};{where} ")
+        return None, False
     try:
         if fast or not store:
             _write_notebook(nb, config.artifacts_dir("notebooks", for_mode=mode) / path.name)
@@ -198,15 +307,14 @@ def _run_one(
             stamp(nb, mode, seconds)
             _write_notebook(nb, path)
     except OSError as err:
-        print(f"    FAILED to save the executed notebook: {err}", flush=True)
-        return None
+        progress.finish(index, cells, None, f"could not save the executed notebook: {err}; ")
+        return None, False
+    trained = bool(_cached_models(mode) - before)
     if record:
-        trained = bool(_cached_models(mode) - before)
         key = f"{mode}_s" if trained else f"{mode}_cached_s"
         report.record_timing(path.stem, **{key: round(seconds, 1)})
-    elapsed = report.format_seconds(time.perf_counter() - start)
-    print(f"    done in {report.format_seconds(seconds)} (elapsed {elapsed})", flush=True)
-    return seconds
+    progress.finish(index, cells, seconds, "trained models; " if trained else "from cache; ")
+    return seconds, trained
 
 
 def print_summary() -> None:
@@ -216,54 +324,55 @@ def print_summary() -> None:
         print(report.comparison_table(results_file.results))
 
 
-def run_course(
-    names: list[str] | None, fast: bool, time_fast: bool, time_only: bool = False
-) -> int:
+def run_course(names: list[str] | None, fast: bool, time_only: bool = False) -> int:
     """Run notebooks as described in the module docstring; return the exit status.
 
     ``time_only`` runs full mode without storing outputs, to record run times; the
     notebooks' results then go to ``artifacts/full/timing-results``, not ``results/``.
     """
-    previous = os.environ.get(config.RESULTS_ENV)
+    scratch = None
     if time_only:
-        scratch = config.artifacts_dir("timing-results", for_mode="full")
-        os.environ[config.RESULTS_ENV] = str(scratch)
-    try:
-        return _run_course(names, fast, time_fast, time_only)
-    finally:
-        if previous is None:
-            os.environ.pop(config.RESULTS_ENV, None)
-        else:
-            os.environ[config.RESULTS_ENV] = previous
+        scratch = str(config.artifacts_dir("timing-results", for_mode="full"))
+    with _environ(config.RESULTS_ENV, scratch):
+        return _run_course(names, fast, time_only)
 
 
-def _run_course(names: list[str] | None, fast: bool, time_fast: bool, time_only: bool) -> int:
+def _run_course(names: list[str] | None, fast: bool, time_only: bool) -> int:
     paths = list_notebooks(names)
+    mode = "fast" if fast else "full"
     if not fast:
         # 00 shows the course map with this run's timings, so it runs last.
         paths = sorted(paths, key=lambda p: (p.stem.startswith("00_"), p.stem))
-    start = time.perf_counter()
-    failures = []
-    if time_fast and not fast:
-        print("Timing fast mode (outputs discarded)...", flush=True)
-        for i, path in enumerate(paths, start=1):
-            label = f"[fast {i}/{len(paths)}]"
-            if _run_one(path, True, label, start) is None:
-                failures.append(f"{path.stem} (fast)")
-    for i, path in enumerate(paths, start=1):
-        label = f"[{'fast' if fast else 'full'} {i}/{len(paths)}]"
-        if _run_one(path, fast, label, start, record=not fast, store=not time_only) is None:
+    first_run = not _cached_models(mode)
+    progress = Progress(paths, mode, first_run)
+    print(
+        f"Running {len(paths)} notebook(s) in {mode} mode"
+        f"{' from an empty model cache' if first_run else ''}; kernel logs go to "
+        f"{config.artifacts_dir('logs', for_mode=mode)}",
+        flush=True,
+    )
+    failures, trained_any = [], False
+    for i, path in enumerate(paths):
+        seconds, trained = _run_one(path, fast, progress, i, store=not time_only)
+        trained_any |= trained
+        if seconds is None:
             failures.append(path.stem)
+    total_s = time.perf_counter() - progress.start
+    if not failures and names is None:
+        key = "first_run_s" if first_run else ("cached_s" if not trained_any else "partial_run_s")
+        report.record_course_time(
+            f"course_{key}" if mode == "full" else f"course_fast_{key}", total_s
+        )
     if not fast:
         from course_lib import readme
 
         readme.update_readme()
-        print_summary()
-    total = report.format_seconds(time.perf_counter() - start)
+    print(f"\n{report.Table(['notebook', 'run time', 'note'], progress.rows)}")
+    total = report.format_seconds(total_s)
     if failures:
         print(f"\n{len(failures)} notebook(s) failed: {', '.join(failures)} ({total})")
         return 1
-    print(f"\nAll {len(paths)} notebook(s) ran in {'fast' if fast else 'full'} mode in {total}.")
+    print(f"\nAll {len(paths)} notebook(s) ran in {mode} mode in {total}.")
     return 0
 
 
@@ -280,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-fast-timing",
         action="store_true",
-        help="in full mode, skip the fast-mode timing pass",
+        help="accepted for compatibility: full mode no longer runs a fast timing pass",
     )
     parser.add_argument(
         "--time-only",
@@ -288,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         help="full mode without storing outputs: only record run times",
     )
     args = parser.parse_args(argv)
-    return run_course(
-        args.notebooks or None,
-        fast=args.fast,
-        time_fast=not args.no_fast_timing,
-        time_only=args.time_only,
-    )
+    return run_course(args.notebooks or None, fast=args.fast, time_only=args.time_only)
 
 
 if __name__ == "__main__":

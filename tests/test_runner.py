@@ -86,7 +86,10 @@ def test_full_run_stamps_records_times_and_keeps_failures_aside(tmp_root, capsys
     timings = (tmp_root / "results" / "timings.json").read_text()
     assert "01_good" in timings and "02_bad" not in timings
     out = capsys.readouterr().out
-    assert "FAILED: RuntimeError: boom" in out and "01_good" in (tmp_root / "README.md").read_text()
+    assert "02_bad" in out and "FAILED" in out and "RuntimeError: boom" in out
+    assert "01_good" in (tmp_root / "README.md").read_text()
+    assert "[full 1/2] 01_good" in out  # one progress line per notebook
+    assert "course_first_run_s" not in timings  # a failed run is not a course time
 
 
 def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
@@ -107,6 +110,7 @@ def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
     assert runner.main(["--no-fast-timing"]) == 0
     timings = tmp_root / "results" / "timings.json"
     assert set(json.loads(timings.read_text())["notebooks"]["01_good"]) >= {"full_s"}
+    assert "course_first_run_s" in json.loads(timings.read_text())  # the cache started empty
     stamped = nbformat.read(path, as_version=4).metadata["course"]
     assert runner.main(["--no-fast-timing", "--time-only"]) == 0  # the model is cached now
     copy = nbformat.read(tmp_root / "artifacts/full/notebooks/01_good.ipynb", as_version=4)
@@ -114,6 +118,7 @@ def test_first_run_and_cached_times_are_recorded_separately(tmp_root):
     assert config.RESULTS_ENV not in os.environ
     entry = json.loads(timings.read_text())["notebooks"]["01_good"]
     assert {"full_s", "full_cached_s"} <= set(entry)
+    assert "course_cached_s" in json.loads(timings.read_text())
     assert nbformat.read(path, as_version=4).metadata["course"] == stamped  # not re-stored
 
 
@@ -132,6 +137,31 @@ def test_a_failing_notebook_with_an_unwritable_cache_is_reported_not_a_crash(tmp
         ),
         bad,
     )
-    assert runner.run_course(["02_bad"], fast=False, time_fast=False) == 1
+    assert runner.run_course(["02_bad"], fast=False) == 1
     out = capsys.readouterr().out
-    assert "FAILED: RuntimeError: boom" in out
+    assert "FAILED" in out and "RuntimeError: boom" in out
+
+
+def test_kernel_log_lines_go_to_the_log_file_not_the_outputs(tmp_root):
+    path = tmp_root / "notebooks" / "01_noisy.ipynb"
+    noisy = "import os\nos.write(2, b'I0000 oneDNN custom operations are on\\n')\nprint('clean')"
+    nbformat.write(_notebook(noisy), path)
+    nb, _ = runner.execute(path, fast=False)
+    outputs = json.dumps(nb.cells[1].outputs)
+    assert "clean" in outputs and "oneDNN" not in outputs
+    assert "oneDNN" in runner.log_path(path, fast=False).read_text()
+
+
+def test_progress_estimates_time_left_from_recorded_times(tmp_root):
+    report_mod = runner.report
+    report_mod.record_timing("01_a", full_s=100.0, full_cached_s=10.0)
+    report_mod.record_timing("02_b", full_s=50.0, full_cached_s=5.0)
+    paths = [tmp_root / "notebooks" / "01_a.ipynb", tmp_root / "notebooks" / "02_b.ipynb"]
+    first = runner.Progress(paths, "full", first_run=True)
+    assert first._left(0, 40.0) == "~1 min 50 s left"  # 100 - 40 + 50
+    cached = runner.Progress(paths, "full", first_run=False)
+    assert cached._left(0, 4.0) == "~11 s left"  # 10 - 4 + 5
+    assert "cell   3/9" in cached.line(0, 3, 9, cached.start)
+    report_mod.record_timing("01_a", fast_s=1.0)
+    unknown = runner.Progress([paths[0], tmp_root / "notebooks" / "03_c.ipynb"], "full", True)
+    assert unknown._left(0, 1.0) == "time left unknown"
