@@ -40,8 +40,14 @@ def fresh_model(seed: int) -> keras.Model:
 
 
 def fresh_images(seed: int, count: int) -> np.ndarray:
-    """``count`` random float32 images in [0, 1] of shape ``FRESH_INPUT``."""
-    return np.random.default_rng(seed).random((count, *FRESH_INPUT), dtype=np.float32)
+    """``count`` float32 images of shape ``FRESH_INPUT``: a random 6x6 patch in [0, 1] at a
+    random place on a black background (varied enough that the model's class varies)."""
+    rng = np.random.default_rng(seed)
+    height, width, _ = FRESH_INPUT
+    images = np.zeros((count, *FRESH_INPUT), dtype=np.float32)
+    for image, (row, col) in zip(images, rng.integers(0, 7, size=(count, 2)), strict=True):
+        image[row : row + 6, col : col + 6] = rng.random((6, 6, 1), dtype=np.float32)
+    return images
 
 
 def _run_tflite(content: bytes, images: np.ndarray) -> np.ndarray:
