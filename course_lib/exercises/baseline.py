@@ -8,6 +8,7 @@ computed by hand, for other values than the notebook's worked examples.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
@@ -35,7 +36,9 @@ def fresh_model(seed: int) -> keras.Model:
         ]
     )
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.set_weights(
+        [rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()]
+    )
     return model
 
 
@@ -170,8 +173,7 @@ def predict_one(tflite_bytes, image):
                 )
             if np.asarray(answer).dtype.kind not in "iu":  # bools, floats, strings, None
                 raise Incorrect(
-                    f"predict_one should return the class as an int, got "
-                    f"{type(answer).__name__}"
+                    f"predict_one should return the class as an int, got {type(answer).__name__}"
                 )
             answer = int(np.asarray(answer).reshape(-1)[0])
             if answer != int(expected[i]):
@@ -261,8 +263,7 @@ conv_intensity = macs / weight_bytes         # about 138 MACs per byte
         macs, params = 24 * 24 * 16 * 25, 16 * 26
         wrong = {
             macs / (16 * 25 * 4): "leave the biases in: they are parameters the CPU reads too",
-            28 * 28 * 16 * 25 / (params * 4): "a 5x5 'valid' convolution outputs 24x24, not "
-            "28x28",
+            28 * 28 * 16 * 25 / (params * 4): "a 5x5 'valid' convolution outputs 24x24, not 28x28",
             macs / params: "that is MACs per parameter; each float32 parameter is 4 bytes",
             params * 4 / macs: "that is bytes per MAC; divide MACs by bytes",
         }

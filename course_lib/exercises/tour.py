@@ -75,8 +75,10 @@ fast_train_bytes = load_dataset("mnist", fast=True).x_train.nbytes   # 3,000 x 2
         images = load_dataset("mnist", fast=True).x_train
         expected, pixels = images.nbytes, images.size
         if value == pixels:
-            raise Incorrect("that is the number of pixels (one byte each as uint8); the "
-                            "loaded images are float32")
+            raise Incorrect(
+                "that is the number of pixels (one byte each as uint8); the "
+                "loaded images are float32"
+            )
         if value == 2 * expected:
             raise Incorrect("float32 takes 4 bytes per number, not 8")
         if value < 1000:
