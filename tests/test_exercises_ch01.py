@@ -193,6 +193,7 @@ def test_predict_one_accepts_numpy_ints():
         (lambda b, x: float(np.argmax(_probabilities(b, x))), "as an int"),
         (lambda b, x: int(np.argmin(_probabilities(b, x))), "most probable"),
         (lambda b, x: 0, "most probable"),
+        (lambda b, x: float("nan"), "as an int"),
         (lambda b, x: int(np.argmax(_probabilities(b, x))) + 1, "most probable"),
         (lambda b, x: str(np.argmax(_probabilities(b, x))), "as an int"),
         (lambda b, x: _probabilities(b, x[0]), "raised"),  # no batch axis added
