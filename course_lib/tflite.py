@@ -107,6 +107,9 @@ def convert(
 ) -> bytes:
     """Convert a Keras model to a .tflite flatbuffer.
 
+    Shown in 01_baseline (the plain ``TFLiteConverter.from_keras_model`` call, float32) and
+    03_quantization (the settings of the other kinds).
+
     Args:
         model: a tf_keras model (strip pruning wrappers first).
         kind: one of ``CONVERSIONS``.
@@ -298,6 +301,9 @@ def _integer_labels(y: np.ndarray) -> np.ndarray:
 
 class LiteModel:
     """A .tflite model loaded into the LiteRT interpreter, with batch-1 helpers.
+
+    Shown in 01_baseline, whose reference cells run ``Interpreter``, ``allocate_tensors``,
+    ``set_tensor``, ``invoke`` and ``get_tensor`` by hand for one image.
 
     Example::
 

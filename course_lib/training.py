@@ -245,7 +245,8 @@ def train_baseline(
     """Return the trained float32 baseline of a model, from the cache or freshly trained.
 
     Introduced in 01_baseline; every later chapter calls it to get the model it compares
-    against, so the baseline is trained once per machine and mode.
+    against, so the baseline is trained once per machine and mode. Shown in 01_baseline,
+    whose reference cells build, compile and fit the same model in plain tf_keras.
 
     Args:
         model_name: a key of ``course_lib.models.MODELS``.

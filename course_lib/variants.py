@@ -115,6 +115,8 @@ def convert_and_measure(
 ) -> Result:
     """Convert a Keras model with :func:`course_lib.tflite.convert`, then :func:`measure_tflite`.
 
+    Shown in 01_baseline (convert, write the file, run it with LiteRT, by hand).
+
     For ``int8`` / ``int16x8`` the calibration images default to ``data.x_train``. The
     conversion kind is recorded in the Result as ``conversion``; ``sparse_format=True``
     converts with ``EXPERIMENTAL_SPARSITY`` (recorded as ``sparse_format``).

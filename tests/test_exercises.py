@@ -15,11 +15,9 @@ from course_lib.exercises import (
     Incorrect,
     Problem,
     ____,
-    baseline,
     call_learner,
     expect_choice,
     expect_number,
-    tour,
 )
 from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
@@ -108,17 +106,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
 @pytest.mark.parametrize(
     "problem,answer,reason",
     [
-        (baseline.q1, {"conv_params": 288, "dense_params": 216_330}, "biases"),
-        (baseline.q1, {"conv_params": 320, "dense_params": 250_890}, "26x26"),
-        (baseline.q1, {"conv_params": 320, "dense_params": 216_320}, "10 biases"),
-        (baseline.q1, {"conv_params": 320, "dense_params": 1}, "not right"),
-        (baseline.q2, {"weight_bytes": 216_650}, "4 bytes"),
-        (baseline.q2, {"weight_bytes": 216_650 * 8}, "not 8"),
-        (baseline.q3, {"answer": "a"}, "same float32"),
-        (baseline.q3, {"answer": "d"}, "one of"),
-        (tour.q1, {"fast_train_per_class": 30}, "not right"),
-        (tour.q2, {"answer": "a"}, "never writes"),
-        (tour.q3, {"answer": "b"}, "does not touch"),
         (pruning_ex.q1, {"my_magnitude_mask": lambda w, s: w * (abs(w) > 0.1)}, "boolean"),
         (pruning_ex.q1, {"my_magnitude_mask": lambda w, s: abs(w) > 10}, "should drop"),
         (
