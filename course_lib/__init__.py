@@ -34,8 +34,8 @@ def setup(
 
     Args:
         notebook: the calling notebook's stem (e.g. ``"01_baseline"``), named in the header.
-            Run times are not printed here: a notebook's stored outputs would always show
-            the previous run's; the README's course map has the measured ones.
+            Run times are not printed here: stored outputs would always show the previous
+            run's; the README's course map has the measured ones.
         seed: the seed for Python, NumPy and TensorFlow.
         deterministic: enable TensorFlow op determinism (same seed -> same weights).
         verbose: print the mode and the package versions.
@@ -47,10 +47,9 @@ def setup(
     if verbose:
         info = {"mode": mode(), **compat.versions()}
         keras_kind = "Keras 2 (tf_keras)" if compat.legacy_keras_active() else "Keras 3 (!)"
+        name = f" | notebook {notebook}" if notebook else ""
+        print(f"course_lib {__version__} | mode: {info['mode']} | seed {seed}{name}")
         print(
-            f"course_lib {__version__} | mode: {info['mode']} | TensorFlow {info['tensorflow']} "
-            f"with {keras_kind} {info['tf_keras']} | tfmot {info['tfmot']} | "
-            f"LiteRT {info['litert']} | seed {seed}"
+            f"TensorFlow {info['tensorflow']} with {keras_kind} {info['tf_keras']} | "
+            f"tfmot {info['tfmot']} | LiteRT {info['litert']}"
         )
-        if notebook:
-            print(f"notebook {notebook}: run times are in the README's course map")
