@@ -7,10 +7,11 @@ the TensorFlow Model Optimization Toolkit needs, and then imports TensorFlow::
     from course_lib.compat import tf, keras, tfmot
     course_lib.setup()
 
-Modules, lowest layer first (a module only imports the ones above it in this list):
-``config`` (paths, fast mode) -> ``compat`` (tf, keras, tfmot) -> ``data`` -> ``measure`` ->
-``models`` -> ``training`` -> ``tflite`` -> ``report`` -> ``variants`` -> chapter modules ->
-``plots`` -> ``exercises``; ``runner`` and ``readme`` are command-line tools on top.
+Modules, lowest layer first (a module only imports modules of lower layers; see
+``tests/test_layers.py``): ``config``, ``atomic``, ``stats`` -> ``compat`` (tf, keras, tfmot)
+-> ``data`` -> ``measure``, ``models`` -> ``training`` -> ``tflite`` -> ``system`` ->
+``report`` -> ``variants`` -> chapter modules -> ``combined`` -> ``plots`` -> ``exercises``;
+``runner``, ``readme``, ``bench`` and ``quiet`` are the course's tools on top.
 """
 
 from __future__ import annotations
