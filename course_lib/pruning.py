@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -134,6 +134,9 @@ def check_schedule(schedule: Any, total_steps: int) -> ScheduleCheck:
     ``(s - begin_step) % frequency == 0``. ``ConstantSparsity(0.8, begin_step=0)`` with the
     default ``frequency=100`` therefore prunes nothing in a run of fewer than 100 steps.
 
+    Shown in 02_pruning: the reference cell "Prune while training" lists the update steps
+    with the same rule in one line of Python.
+
     Args:
         schedule: ``ConstantSparsity`` or ``PolynomialDecay``.
         total_steps: number of training batches the schedule will see.
@@ -172,6 +175,8 @@ def polynomial_schedule(
     rest of training to recover accuracy at the final sparsity. ``frequency`` is chosen to
     give about ``updates`` mask updates (at most every 100 steps, as tfmot's default).
 
+    Shown in 02_pruning (its reference cell builds the same ``PolynomialDecay`` by hand).
+
     Raises:
         ValueError: target outside [0, 1), ``total_steps`` < 2, or ``end_fraction`` not in
             (0, 1].
@@ -198,6 +203,8 @@ class PruneConfig:
         m_by_n: structured sparsity, e.g. ``(2, 4)``; ``sparsity`` is then ignored.
         xnnpack_policy: use ``PruneForLatencyOnXNNPack`` (prunes only 1x1 convolutions).
         end_fraction: fraction of fine-tuning spent ramping up the sparsity.
+        seed: seeds the fine-tuning's shuffling (part of the cache key, so each seed of a
+            repeated comparison is its own cached model).
     """
 
     sparsity: float | dict[str, float] = 0.9
@@ -207,7 +214,7 @@ class PruneConfig:
     m_by_n: tuple[int, int] | None = None
     xnnpack_policy: bool = False
     end_fraction: float = 0.6
-    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = config.SEED
 
     def __post_init__(self) -> None:
         targets = self.sparsity.values() if isinstance(self.sparsity, dict) else [self.sparsity]
@@ -233,6 +240,16 @@ def _prunable(layer: keras.layers.Layer) -> bool:
 
 def wrap_for_pruning(model: keras.Model, cfg: PruneConfig, total_steps: int) -> keras.Model:
     """Return a copy of ``model`` with tfmot pruning wrappers, weights copied.
+
+    A single ``cfg.sparsity`` wraps the whole model with ``prune_low_magnitude``; a dict
+    wraps only the named layers, through ``keras.models.clone_model(model,
+    clone_function=...)``. Shown in 02_pruning (reference cells "Prune while training" and
+    "Prune only the dense layer").
+
+    Example::
+
+        cfg = PruneConfig(sparsity={"conv": 0.5, "dense": 0.95})
+        wrapped = wrap_for_pruning(model, cfg, total_steps=steps_per_epoch(data, 32) * 3)
 
     Raises:
         ValueError: no prunable layer (Conv2D, Dense...), a named layer that does not
@@ -282,7 +299,9 @@ def fine_tune_pruned(
     """Prune ``model`` while fine-tuning it on ``data``; return the stripped model and meta.
 
     The returned model is a plain Keras model (``strip_pruning``) whose zeros are real zeros.
-    ``meta`` records the history, the schedule check and the wall-clock time.
+    ``meta`` records the history, the number of steps and the wall-clock time. It trains
+    with the ``UpdatePruningStep`` callback, seeded by ``cfg.seed``. Shown in 02_pruning
+    (reference cell "Prune while training").
     """
     steps = cfg.epochs * steps_per_epoch(data, cfg.batch_size)
     wrapped = compile_model(wrap_for_pruning(model, cfg, steps), cfg.learning_rate)
@@ -290,7 +309,7 @@ def fine_tune_pruned(
     history = fit(
         wrapped,
         data,
-        TrainConfig(cfg.epochs, cfg.batch_size, cfg.learning_rate),
+        TrainConfig(cfg.epochs, cfg.batch_size, cfg.learning_rate, seed=cfg.seed),
         callbacks=[sparsity_api.UpdatePruningStep()],
         verbose=verbose,
     )
@@ -301,6 +320,25 @@ def fine_tune_pruned(
         "train_seconds": time.perf_counter() - start,
         "steps": steps,
     }
+
+
+def pruned_model(
+    base: CachedModel, variant: str, data: Dataset, cfg: PruneConfig, *, model_name: str
+) -> CachedModel:
+    """Return the pruned, fine-tuned, stripped model, from the cache or made now.
+
+    The cache key holds the base model, the data identity and every field of ``cfg`` (the
+    seed too), so repeating a comparison with other seeds caches each run apart.
+    :func:`prune_and_measure` calls it; use it alone when only the Keras model is needed
+    (e.g. seed repeats measured on the test images). Shown in 02_pruning.
+
+    Returns:
+        A :class:`~course_lib.training.CachedModel` (``meta`` holds ``train_seconds``).
+    """
+    key = {"base": base.path.stem, **data_identity(data), **asdict(cfg)}
+    return cached_model(
+        f"{model_name}-{variant}", key, lambda: fine_tune_pruned(base.model, data, cfg)
+    )
 
 
 def prune_and_measure(
@@ -316,6 +354,10 @@ def prune_and_measure(
 ) -> tuple[Result, keras.Model]:
     """Prune, fine-tune, strip, convert, measure, in one call; cached like every model.
 
+    Does in one call what the reference cells of 02_pruning show step by step
+    (``prune_low_magnitude`` with a ``PolynomialDecay``, ``UpdatePruningStep``,
+    ``strip_pruning``, conversion, gzip). Shown in 02_pruning.
+
     Args:
         base: the trained model to start from (e.g. ``training.train_baseline()``).
         variant: the Result's name.
@@ -328,14 +370,7 @@ def prune_and_measure(
         The Result (``technique="pruning"``, plus ``sparsity`` = measured kernel sparsity,
         ``target_sparsity`` and fine-tuning details) and the stripped Keras model.
     """
-    key = {
-        "base": base.path.stem,
-        **data_identity(data),
-        **{k: v for k, v in asdict(cfg).items() if k != "extra"},
-    }
-    entry = cached_model(
-        f"{model_name}-{variant}", key, lambda: fine_tune_pruned(base.model, data, cfg)
-    )
+    entry = pruned_model(base, variant, data, cfg, model_name=model_name)
     model = entry.model
     per_layer = {r.layer: round(r.sparsity, 4) for r in sparsity_report(model, kernels_only=True)}
     result = convert_and_measure(
@@ -353,7 +388,7 @@ def prune_and_measure(
         m_by_n=list(cfg.m_by_n) if cfg.m_by_n else None,
         fine_tune_epochs=cfg.epochs,
         fine_tune_seconds=round(entry.meta.get("train_seconds", 0.0), 1),
-        **cfg.extra,
+        seed=cfg.seed,
     )
     return result, model
 
@@ -427,7 +462,10 @@ def per_layer_for_total(
 
 
 def steps_per_epoch(data: Dataset, batch_size: int) -> int:
-    """Training batches per epoch: ``ceil(len(x_train) / batch_size)``."""
+    """Training batches per epoch: ``ceil(len(x_train) / batch_size)``.
+
+    Shown in 02_pruning (its reference cell computes the step count the same way).
+    """
     return math.ceil(len(data.x_train) / batch_size)
 
 

@@ -21,7 +21,6 @@ from course_lib.exercises import (
 )
 from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
-from course_lib.exercises import pruning as pruning_ex
 from course_lib.exercises import quantization as quant_ex
 from course_lib.exercises import structure as structure_ex
 from course_lib.exercises import summary as summary_ex
@@ -106,26 +105,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
 @pytest.mark.parametrize(
     "problem,answer,reason",
     [
-        (pruning_ex.q1, {"my_magnitude_mask": lambda w, s: w * (abs(w) > 0.1)}, "boolean"),
-        (pruning_ex.q1, {"my_magnitude_mask": lambda w, s: abs(w) > 10}, "should drop"),
-        (
-            pruning_ex.q1,
-            {
-                "my_magnitude_mask": lambda w, s: (
-                    np.arange(w.size).reshape(w.shape) >= round(s * w.size)
-                )
-            },
-            "rank by |w|",
-        ),
-        (pruning_ex.q2, {"schedule": tfmot.sparsity.keras.ConstantSparsity(0.8, 1200)}, "never"),
-        (
-            pruning_ex.q2,
-            {"schedule": tfmot.sparsity.keras.PolynomialDecay(0, 0.8, 0, 2000)},
-            "short of the target",
-        ),
-        (pruning_ex.q2, {"schedule": tfmot.sparsity.keras.ConstantSparsity(0.5, 0)}, "not 0.8"),
-        (pruning_ex.q2, {"schedule": 0.8}, "pruning schedule"),
-        (pruning_ex.q3, {"answer": "a"}, "collapses"),
         (
             quant_ex.q1,
             {

@@ -206,3 +206,26 @@ def test_layer_sensitivity_restores_weights(tiny_model, tiny_data):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="no kernel"):
         pruning.layer_sensitivity(tiny_model, ["pool"], [0.5], tiny_data.x_test, tiny_data.y_test)
+
+
+def test_seed_changes_the_fine_tune_and_has_its_own_cache_entry(tmp_root, tiny_data):
+    base = training.train_baseline(
+        "seed_cnn", "mnist", training.TrainConfig(epochs=1), data=tiny_data
+    )
+    runs = {}
+    for seed in (1, 2):
+        cfg = PruneConfig(sparsity={"dense": 0.5}, epochs=1, seed=seed)
+        runs[seed] = pruning.pruned_model(base, "seeded", tiny_data, cfg, model_name="seed_cnn")
+    assert runs[1].path != runs[2].path  # same variant name, different key
+    assert not runs[1].from_cache and not runs[2].from_cache
+    kernels = [r.model.get_layer("dense").get_weights()[0] for r in runs.values()]
+    assert not np.array_equal(kernels[0], kernels[1])  # another shuffling order
+    again = pruning.pruned_model(
+        base,
+        "seeded",
+        tiny_data,
+        PruneConfig(sparsity={"dense": 0.5}, epochs=1, seed=1),
+        model_name="seed_cnn",
+    )
+    assert again.from_cache and again.path == runs[1].path
+    np.testing.assert_array_equal(again.model.get_layer("dense").get_weights()[0], kernels[0])
