@@ -131,22 +131,22 @@ def _svd_cases() -> list[tuple[np.ndarray, int]]:
 
 
 class SvdFactorize(Problem):
-    """Write ``svd_factorize(W, r) -> (A, B)``: ``A`` of shape ``(m, r)`` and ``B`` of shape
-    ``(r, n)`` whose product is the best rank-``r`` approximation of ``W`` (``m x n``).
+    """Write ``svd_factorize(w, r) -> (a, b)``: ``a`` of shape ``(m, r)`` and ``b`` of shape
+    ``(r, n)`` whose product is the best rank-``r`` approximation of ``w`` (``m x n``).
 
-    Checked on two fresh random matrices: the shapes, and ``||W - A @ B||`` equal to the
+    Checked on two fresh random matrices: the shapes, and ``||w - a @ b||`` equal to the
     Eckart-Young minimum ``sqrt(sum of the squared singular values after the r-th)`` within
     a relative 1e-3 (float32 rounding is far smaller; every listed mistake is far larger).
     """
 
     variables = ("svd_factorize",)
     hint_text = (
-        "u, s, vt = np.linalg.svd(W, full_matrices=False) sorts the singular values from "
-        "largest to smallest. Keep the first r: A = u[:, :r] * s[:r], B = vt[:r]."
+        "u, s, vt = np.linalg.svd(w, full_matrices=False) sorts the singular values from "
+        "largest to smallest. Keep the first r: a = u[:, :r] * s[:r], b = vt[:r]."
     )
     solution_code = """
-def svd_factorize(W, r):
-    u, s, vt = np.linalg.svd(W, full_matrices=False)
+def svd_factorize(w, r):
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
     return u[:, :r] * s[:r], vt[:r]   # (m, r) and (r, n)
 """
 
@@ -154,16 +154,16 @@ def svd_factorize(W, r):
         for w, r in _svd_cases():
             got = call_learner(svd_factorize, w.copy(), r)
             if not isinstance(got, (tuple, list)) or len(got) != 2:
-                raise Incorrect("return two matrices, A and B, as a tuple: return a, b")
+                raise Incorrect("return two matrices as a tuple: return a, b")
             a, b = (np.asarray(m, dtype=np.float64) for m in got)
             m, n = w.shape
             if a.shape != (m, r) or b.shape != (r, n):
                 raise Incorrect(
-                    f"for W of shape {w.shape} and r = {r}, A must be {(m, r)} and B {(r, n)}; "
+                    f"for w of shape {w.shape} and r = {r}, a must be {(m, r)} and b {(r, n)}; "
                     f"got {a.shape} and {b.shape}"
                 )
             if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-                raise Incorrect("A or B contains NaN or infinity")
+                raise Incorrect("a or b contains NaN or infinity")
             u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
             best = float(np.sqrt((s[r:] ** 2).sum()))
             error = float(np.linalg.norm(w - a @ b))
@@ -171,13 +171,13 @@ def svd_factorize(W, r):
                 continue
             product = a @ b
             if np.allclose(product, u[:, :r] @ vt[:r], atol=1e-4):
-                raise Incorrect("the singular values are missing: A = u[:, :r] * s[:r]")
+                raise Incorrect("the singular values are missing: a = u[:, :r] * s[:r]")
             if np.allclose(product, (u[:, -r:] * s[-r:]) @ vt[-r:], atol=1e-4):
                 raise Incorrect("those are the SMALLEST singular values; keep the first r")
             raise Incorrect(
-                f"||W - A @ B|| = {error:.4g}, but the best rank-{r} product leaves {best:.4g}"
+                f"||w - a @ b|| = {error:.4g}, but the best rank-{r} product leaves {best:.4g}"
             )
-        return "A @ B is the closest rank-r matrix to W (Eckart-Young)."
+        return "a @ b is the closest rank-r matrix to w (Eckart-Young)."
 
 
 class RankForBudget(Problem):
