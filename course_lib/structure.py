@@ -1,8 +1,11 @@
-"""Network structure optimization: remove filters and neurons, factorize dense layers,
-distill a small student from a big teacher.
+"""Network structure optimization: remove filters and neurons, factorize dense layers.
 
-Introduced in 05_structure. tfmot has no structured (filter) pruning, so this module
-rebuilds a physically thinner Keras model and copies the surviving weights into it.
+Introduced in 05_structure, whose reference cells show the body of each technique in plain
+tf_keras / NumPy code first (filter norms and the rebuild, the SVD split); the helpers here
+do the same for any Sequential model, cached for sweeps. Distillation, the chapter's third
+technique, lives in :mod:`course_lib.distillation`. tfmot has no
+structured (filter) pruning, so this module rebuilds a physically thinner Keras model and
+copies the surviving weights into it.
 Works on ``keras.Sequential`` models built from Conv2D, DepthwiseConv2D, SeparableConv2D,
 Dense, pooling, Flatten, BatchNormalization, Dropout and activation layers.
 """
@@ -15,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from course_lib.compat import keras, set_seeds, tf
+from course_lib.compat import keras
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
-from course_lib.models import build_model, with_softmax
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 
 L = keras.layers
@@ -43,6 +45,15 @@ def filter_norms(model: keras.Model, layer_name: str, order: int = 1) -> np.ndar
 
     A filter with a small norm contributes little to the next layer: the usual criterion
     for structured pruning (Li et al., 2017, "Pruning Filters for Efficient ConvNets").
+    Shown in 05_structure (``np.abs(kernel).sum(axis=(0, 1, 2))`` in a reference cell).
+
+    Args:
+        model: a built Keras model.
+        layer_name: a Conv2D or Dense layer (one norm per output filter / neuron).
+        order: 1 for the L1 norm, 2 for the L2 norm.
+
+    Returns:
+        An array of ``filters`` (or ``units``) norms.
 
     Raises:
         ValueError: the layer has no kernel, or ``order`` is not 1 or 2.
@@ -61,6 +72,9 @@ def filter_norms(model: keras.Model, layer_name: str, order: int = 1) -> np.ndar
 
 def strongest(norms: np.ndarray, keep: int) -> np.ndarray:
     """Return the indices of the ``keep`` largest norms, in their original order.
+
+    Shown in 05_structure (``np.sort(np.argsort(l1)[::-1][:keep])`` in a reference cell).
+    Ties keep the lower index.
 
     Raises:
         ValueError: ``keep`` is not in 1..len(norms).
@@ -81,7 +95,13 @@ def remove_filters(model: keras.Model, keep: dict[str, Sequence[int]]) -> keras.
     The surviving weights are copied, and the layers that read the removed channels shrink
     to match: the next convolution loses input channels, the next dense layer loses input
     rows (after ``Flatten``, the rows of every spatial position), batch norm and depthwise
-    layers in between lose the same channels.
+    layers in between lose the same channels. Shown in 05_structure, where a reference
+    cell slices the seed CNN's kernel, bias and dense rows by hand and copies them with
+    ``set_weights``.
+
+    Example::
+
+        thin = remove_filters(model, {"conv": strongest(filter_norms(model, "conv"), 8)})
 
     Args:
         model: a built ``keras.Sequential`` model.
@@ -193,7 +213,17 @@ def factorize_dense(model: keras.Model, layer_name: str, rank: int) -> keras.Mod
     ``W = U S V^T`` keeps the ``rank`` largest singular values: the first layer gets
     ``U sqrt(S)`` (no bias, no activation), the second ``sqrt(S) V^T`` with the original bias
     and activation. At full rank the outputs are unchanged; the parameters drop from
-    ``m * n`` to ``rank * (m + n)``, a saving when ``rank < m * n / (m + n)``.
+    ``m * n`` to ``rank * (m + n)``, a saving when ``rank < m * n / (m + n)``. Shown in
+    05_structure, where a reference cell splits the seed CNN's dense layer as ``U_r S_r``
+    and ``V_r^T`` with ``np.linalg.svd`` (the same product; only the split of ``S`` differs).
+
+    Args:
+        model: a built ``keras.Sequential`` model.
+        layer_name: the Dense layer to replace.
+        rank: the number of singular values kept.
+
+    Returns:
+        A new model with ``<layer>_u`` (no bias) and ``<layer>_v`` in place of the layer.
 
     Raises:
         ValueError: not Sequential, the layer is not Dense (the message names it), or
@@ -232,95 +262,6 @@ def factorize_dense(model: keras.Model, layer_name: str, rank: int) -> keras.Mod
         if w:
             new.set_weights(w)
     return factored
-
-
-class Distiller(keras.Model):
-    """Train a student on the true labels AND on a teacher's softened predictions.
-
-    Knowledge distillation (Hinton et al., 2015): the loss is
-    ``alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T))``,
-    where ``t`` and ``s`` are teacher and student logits and ``T`` a temperature that softens
-    both distributions, so the student also learns which wrong classes the teacher finds
-    plausible. ``T^2`` keeps the soft term's gradients on the scale of the hard one.
-
-    Both models must output logits (see :func:`to_logits` for a model that ends in a
-    softmax). ``alpha=1`` trains on the labels alone, with the same code path: the fair
-    "from scratch" comparison.
-    """
-
-    def __init__(
-        self,
-        student: keras.Model,
-        teacher: keras.Model,
-        temperature: float = 4.0,
-        alpha: float = 0.5,
-    ) -> None:
-        super().__init__()
-        if temperature <= 0 or not 0 <= alpha <= 1:
-            raise ValueError(
-                f"need temperature > 0 and 0 <= alpha <= 1, got {temperature}, {alpha}"
-            )
-        self.student, self.teacher = student, teacher
-        self.temperature, self.alpha = float(temperature), float(alpha)
-        self.hard_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.soft_loss = keras.losses.KLDivergence()
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-
-    @property
-    def metrics(self) -> list:
-        """Loss and accuracy, reset by Keras at every epoch."""
-        return [self.loss_tracker, self.accuracy]
-
-    def train_step(self, data: tuple) -> dict:
-        """One update of the student on the combined hard and soft loss."""
-        x, y = data
-        teacher_logits = self.teacher(x, training=False)
-        t = self.temperature
-        with tf.GradientTape() as tape:
-            logits = self.student(x, training=True)
-            hard = self.hard_loss(y, logits)
-            soft = self.soft_loss(tf.nn.softmax(teacher_logits / t), tf.nn.softmax(logits / t))
-            loss = self.alpha * hard + (1 - self.alpha) * t * t * soft
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables, strict=True))
-        self.loss_tracker.update_state(loss)
-        self.accuracy.update_state(y, logits)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data: tuple) -> dict:
-        """Evaluate the student alone, on the labels."""
-        x, y = data
-        logits = self.student(x, training=False)
-        self.loss_tracker.update_state(self.hard_loss(y, logits))
-        self.accuracy.update_state(y, logits)
-        return {m.name: m.result() for m in self.metrics}
-
-    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The student's logits."""
-        return self.student(x, training=training)
-
-
-def to_logits(model: keras.Model) -> keras.Model:
-    """Return a copy of a Sequential classifier whose last Dense layer outputs logits.
-
-    The copy shares nothing with ``model``; its last layer has the same weights and no
-    activation, so ``softmax(to_logits(model)(x)) == model(x)``.
-
-    Raises:
-        ValueError: not Sequential, or the last layer is not a Dense layer.
-    """
-    _require_sequential(model)
-    last = model.layers[-1]
-    if type(last) is not L.Dense:
-        raise ValueError(f"the last layer {last.name!r} is a {type(last).__name__}, not Dense")
-    body = [_copy_config(layer) for layer in model.layers[:-1]]
-    head = _copy_config(last, activation="linear")
-    copy = keras.Sequential(
-        [keras.Input(shape=model.input_shape[1:]), *body, head], name=f"{model.name}_logits"
-    )
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _fit_new(model: keras.Model, data: Dataset, cfg: TrainConfig) -> tuple[keras.Model, dict]:
@@ -374,42 +315,3 @@ def low_rank_and_fine_tune(
         key,
         lambda: _fit_new(factorize_dense(base.model, layer_name, rank), data, cfg),
     )
-
-
-def distill(
-    teacher: CachedModel,
-    student_name: str,
-    data: Dataset,
-    cfg: TrainConfig,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
-) -> CachedModel:
-    """Train a fresh ``student_name`` model (see ``course_lib.models``) with a :class:`Distiller`.
-
-    ``alpha=1`` ignores the teacher: the same student trained on the labels alone.
-    Returns the student with a softmax appended (a normal classifier), cached under the
-    teacher, the student, the temperature, alpha, the data size and the training settings.
-    """
-
-    def create() -> tuple[keras.Model, dict[str, Any]]:
-        set_seeds(cfg.seed)
-        student = build_model(student_name, data.input_shape, data.num_classes, logits=True)
-        distiller = Distiller(student, to_logits(teacher.model), temperature, alpha)
-        distiller.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
-        start = time.perf_counter()
-        history = fit(distiller, data, cfg)
-        model = compile_model(with_softmax(student), cfg.learning_rate)
-        return model, {
-            "history": history,
-            "train_seconds": time.perf_counter() - start,
-        }
-
-    key = {
-        "teacher": teacher.path.stem,
-        "student": student_name,
-        "temperature": temperature,
-        "alpha": alpha,
-        **data_identity(data),
-        **cfg.as_dict(),
-    }
-    return cached_model(f"{student_name}-distilled", key, create)

@@ -22,7 +22,6 @@ from course_lib.exercises import (
 from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
 from course_lib.exercises import quantization as quant_ex
-from course_lib.exercises import structure as structure_ex
 from course_lib.exercises import summary as summary_ex
 
 
@@ -130,13 +129,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
         (combined_ex.q2, {"estimated_bytes": 120_000}, "too much"),
         (combined_ex.q2, {"estimated_bytes": 1_000}, "20 %"),
         (combined_ex.q3, {"answer": "b"}, "1-byte"),
-        (structure_ex.q1, {"conv_macs": 26 * 26 * 16 * 9}, "stride 1"),
-        (structure_ex.q1, {"conv_macs": 14 * 14 * 16 * 9}, "13x13"),
-        (structure_ex.q2, {"keep_indices": [0, 2, 4]}, "WEAKEST"),
-        (structure_ex.q2, {"keep_indices": [1, 3]}, "exactly 3"),
-        (structure_ex.q2, {"keep_indices": [1, 2, 5]}, "largest norms"),
-        (structure_ex.q3, {"rank_answer": 47}, "over the budget"),
-        (structure_ex.q3, {"rank_answer": 100}, "not right"),
         (mp_ex.q1, {"overflowing": [6e4, 6.6e4, 1e5, 3e38]}, "below float16's maximum"),
         (mp_ex.q1, {"overflowing": [1e5]}, "not the set"),
         (mp_ex.q2, {"loss_scale": 1000}, "not a power of two"),

@@ -1,4 +1,4 @@
-"""Filter removal, dense factorization, logits and distillation."""
+"""Filter removal and dense factorization (distillation: tests/test_distillation.py)."""
 
 from __future__ import annotations
 
@@ -117,6 +117,14 @@ def test_factorize_dense_full_rank_is_exact_and_low_rank_is_smaller():
     small = structure.factorize_dense(model, "fc1", 32)
     assert measure.count_params(small) == 266_610 - 235_200 - 300 + 32 * (784 + 300) + 300
     assert [layer.name for layer in small.layers][:3] == ["flatten", "fc1_u", "fc1_v"]
+    # Eckart-Young: the best rank-32 product misses exactly the energy of the other values
+    kernel = model.get_layer("fc1").kernel.numpy().astype(np.float64)
+    product = small.get_layer("fc1_u").kernel.numpy() @ small.get_layer("fc1_v").kernel.numpy()
+    tail = np.linalg.svd(kernel, compute_uv=False)[32:]
+    assert np.linalg.norm(kernel - product) == pytest.approx(np.sqrt((tail**2).sum()), rel=1e-4)
+    np.testing.assert_array_equal(
+        small.get_layer("fc1_v").bias.numpy(), model.get_layer("fc1").bias.numpy()
+    )
 
 
 @pytest.mark.parametrize("rank,match", [(0, "1..300"), (301, "1..300"), (-2, "1..300")])
@@ -128,40 +136,6 @@ def test_factorize_dense_rejects_bad_ranks(rank, match):
 def test_factorize_dense_names_a_non_dense_layer():
     with pytest.raises(ValueError, match="'conv' is a Conv2D"):
         structure.factorize_dense(models.seed_cnn(), "conv", 2)
-
-
-def test_to_logits_matches_the_softmax_model():
-    from course_lib.compat import tf
-
-    model = models.seed_cnn()
-    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
-    logits = structure.to_logits(model)
-    np.testing.assert_allclose(tf.nn.softmax(logits(x)).numpy(), model(x).numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="not Dense"):
-        structure.to_logits(keras.Sequential([keras.Input((2,)), L.Softmax()]))
-
-
-def test_distiller_checks_its_settings():
-    student = models.build_model("strided_cnn", logits=True)
-    with pytest.raises(ValueError, match="temperature"):
-        structure.Distiller(student, student, temperature=0)
-    with pytest.raises(ValueError, match="alpha"):
-        structure.Distiller(student, student, alpha=1.5)
-
-
-def test_distill_trains_a_student_and_alpha_one_equals_label_training(tmp_root, tiny_data):
-    teacher = training.train_baseline(
-        "seed_cnn", "mnist", training.TrainConfig(epochs=1), data=tiny_data
-    )
-    cfg = training.TrainConfig(epochs=1)
-    labels_only = structure.distill(teacher, "strided_cnn", tiny_data, cfg, alpha=1.0)
-    plain = training.train_baseline("strided_cnn", "mnist", cfg, data=tiny_data)
-    x = tiny_data.x_test[:20]
-    np.testing.assert_allclose(labels_only.model(x).numpy(), plain.model(x).numpy(), atol=1e-5)
-    distilled = structure.distill(teacher, "strided_cnn", tiny_data, cfg, alpha=0.5)
-    assert distilled.model.layers[-1].name == "softmax"
-    assert not np.allclose(distilled.model(x).numpy(), plain.model(x).numpy())
-    assert structure.distill(teacher, "strided_cnn", tiny_data, cfg, alpha=0.5).from_cache
 
 
 def test_thin_and_low_rank_fine_tuning_are_cached(tmp_root, tiny_data):
@@ -180,3 +154,28 @@ def test_thin_and_low_rank_fine_tuning_are_cached(tmp_root, tiny_data):
         .units
         == 8
     )
+
+
+def test_removed_filters_are_sliced_out_of_a_depthwise_layer():
+    model = keras.Sequential(
+        [
+            keras.Input((10, 10, 1)),
+            L.Conv2D(4, 3, activation="relu", name="c1"),
+            L.DepthwiseConv2D(3, name="dw"),
+            L.Flatten(name="flat"),
+            L.Dense(3, name="out"),
+        ]
+    )
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+    k1, b1 = model.get_layer("c1").get_weights()
+    k1[..., 1], b1[1] = 0.0, -1.0  # filter 1 outputs only zeros after ReLU
+    model.get_layer("c1").set_weights([k1, b1])
+    dw_kernel, dw_bias = model.get_layer("dw").get_weights()
+    dw_bias[1] = 0.0  # so its depthwise channel stays zero too
+    model.get_layer("dw").set_weights([dw_kernel, dw_bias])
+    thin = structure.remove_filters(model, {"c1": [0, 2, 3]})
+    np.testing.assert_array_equal(thin.get_layer("dw").get_weights()[0], dw_kernel[:, :, [0, 2, 3]])
+    np.testing.assert_array_equal(thin.get_layer("dw").get_weights()[1], dw_bias[[0, 2, 3]])
+    x = rng.normal(size=(4, 10, 10, 1)).astype(np.float32)
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), atol=1e-5)
