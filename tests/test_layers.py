@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("system",),
     ("report",),
     ("variants",),
-    ("pruning", "quantization", "structure", "mixed_precision", "summary"),
+    ("pruning", "quantization", "structure", "distillation", "mixed_precision", "summary"),
     ("combined",),
     ("plots",),
     ("exercises.core",),
