@@ -317,13 +317,6 @@ def _run_one(
     return seconds, trained
 
 
-def print_summary() -> None:
-    """Print every full-mode results file as a comparison table."""
-    for stem, results_file in report.load_all_results(config.repo_root() / "results").items():
-        print(f"\n== {stem} ({results_file.mode} mode, {results_file.dataset}) ==")
-        print(report.comparison_table(results_file.results))
-
-
 def run_course(names: list[str] | None, fast: bool, time_only: bool = False) -> int:
     """Run notebooks as described in the module docstring; return the exit status.
 
