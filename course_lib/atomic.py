@@ -55,7 +55,7 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
     removed; those of a live process (another run in progress) are kept.
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():

@@ -12,7 +12,7 @@ from typing import Any
 from course_lib.compat import keras
 
 layers = keras.layers
-Shape = tuple[int, int, int]
+Shape = tuple[int, ...]
 
 
 def seed_cnn(

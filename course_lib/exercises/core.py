@@ -96,7 +96,7 @@ class Problem:
     hint_text: str = ""
     solution_code: str = ""
 
-    def _check(self, **values: Any) -> str | None:
+    def _check(self, *args: Any, **values: Any) -> str | None:
         """Raise :class:`Incorrect` (or :class:`NotAttempted`); may return a message."""
         raise NotImplementedError
 
