@@ -319,8 +319,8 @@ class LiteModel:
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self.content = read_tflite(model)
-        self.num_threads = num_threads
-        self.interpreter = Interpreter(model_content=self.content, num_threads=num_threads)
+        self.num_threads = int(num_threads)
+        self.interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]

@@ -209,3 +209,14 @@ def test_calibration_count_error_names_the_parameter_passed(tiny_model, tiny_dat
         tflite.convert(
             tiny_model, "int8", representative_data=tiny_data.x_train[:20], num_calibration=50
         )
+
+
+def test_numpy_numbers_are_accepted_where_python_numbers_are(converted, tiny_model, tiny_data):
+    lite = tflite.LiteModel(converted["float32"], num_threads=np.int64(2))
+    assert lite.num_threads == 2
+    stats = lite.latency(tiny_data.x_test[:1], warmup=np.int64(1), runs=np.int64(6))
+    assert stats.runs == 6
+    content = tflite.convert(
+        tiny_model, "int8", representative_data=tiny_data.x_train, num_calibration=np.int64(10)
+    )
+    assert tflite.LiteModel(content).input_dtype == np.int8
