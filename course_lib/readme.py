@@ -86,36 +86,14 @@ def course_map() -> report.Table:
 
 def results_table() -> report.Table:
     """Return every committed full-mode result with its ratio and speed-up to its baseline."""
-    rows = []
+    pairs, notebooks = [], []
     for stem, results_file in report.load_all_results(config.repo_root() / "results").items():
         by_name = {r.variant: r for r in results_file.results}
         for r in results_file.results:
-            base = by_name.get(r.baseline or r.variant, r)
-            rows.append(
-                [
-                    stem,
-                    r.variant,
-                    r.model,
-                    r.technique,
-                    f"{100 * r.accuracy:.2f}",
-                    report.fmt_int(r.tflite_gzip_bytes),
-                    f"{r.ratio_to(base):.2f}x",
-                    f"{r.latency_us:.1f}",
-                    f"{r.speedup_to(base):.2f}x",
-                ]
-            )
-    headers = [
-        "notebook",
-        "variant",
-        "model",
-        "technique",
-        "accuracy %",
-        "gzip bytes",
-        "gzip ratio",
-        "latency µs",
-        "speed-up",
-    ]
-    return report.Table(headers, rows)
+            pairs.append((r, by_name.get(r.baseline or r.variant, r)))
+            notebooks.append(stem)
+    columns = ("variant", "model", "technique", "accuracy", "gzip", "ratio", "latency", "speedup")
+    return report.variants_table(pairs, columns, first=("notebook", notebooks))
 
 
 def headline_table() -> report.Table:

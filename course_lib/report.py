@@ -14,7 +14,7 @@ import json
 import math
 import platform
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -446,6 +446,67 @@ def fmt_int(n: float) -> str:
     return f"{int(round(n)):,}"
 
 
+COLUMNS: dict[str, tuple[str, Callable[[Result, Result], str]]] = {
+    "variant": ("variant", lambda r, b: r.variant),
+    "model": ("model", lambda r, b: r.model),
+    "technique": ("technique", lambda r, b: r.technique),
+    "accuracy": ("accuracy %", lambda r, b: f"{100 * r.accuracy:.2f}"),
+    "delta": ("Δ points", lambda r, b: f"{100 * (r.accuracy - b.accuracy):+.2f}"),
+    "nonzero": ("nonzero params", lambda r, b: fmt_int(r.nonzero_params)),
+    "macs": ("MACs", lambda r, b: fmt_int(r.macs)),
+    "bytes": (".tflite bytes", lambda r, b: fmt_int(r.tflite_bytes)),
+    "gzip": ("gzip bytes", lambda r, b: fmt_int(r.tflite_gzip_bytes)),
+    "ratio": ("gzip ratio", lambda r, b: f"{r.ratio_to(b):.2f}x"),
+    "latency": ("latency µs", lambda r, b: f"{r.latency_us:.1f}"),
+    "speedup": ("speed-up", lambda r, b: f"{r.speedup_to(b):.2f}x"),
+}
+"""The columns a variants table can show: key -> (header, cell from (result, baseline))."""
+
+COMPARISON_COLUMNS = (
+    "variant",
+    "accuracy",
+    "delta",
+    "nonzero",
+    "macs",
+    "bytes",
+    "gzip",
+    "ratio",
+    "latency",
+    "speedup",
+)
+
+
+def variants_table(
+    pairs: Sequence[tuple[Result, Result]],
+    columns: Sequence[str] = COMPARISON_COLUMNS,
+    first: tuple[str, Sequence[str]] | None = None,
+) -> Table:
+    """Tabulate ``(result, its baseline)`` pairs with the chosen ``COLUMNS``.
+
+    The one table builder behind chapter tables, the summary and the README.
+
+    Args:
+        pairs: each variant with the Result it is compared against.
+        columns: keys of ``COLUMNS``, in order.
+        first: an optional leading column ``(header, one value per pair)``, e.g. notebooks.
+
+    Raises:
+        ValueError: an unknown column, or ``first`` of the wrong length.
+    """
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown columns {unknown}; known: {', '.join(COLUMNS)}")
+    if first is not None and len(first[1]) != len(pairs):
+        raise ValueError(f"{len(first[1])} values for column {first[0]!r}, {len(pairs)} rows")
+    headers = [COLUMNS[c][0] for c in columns]
+    rows = [[COLUMNS[c][1](r, b) for c in columns] for r, b in pairs]
+    if first is not None:
+        headers.insert(0, first[0])
+        for row, value in zip(rows, first[1], strict=True):
+            row.insert(0, str(value))
+    return Table(headers, rows)
+
+
 def comparison_table(results: Sequence[Result], baseline: Result | None = None) -> Table:
     """Tabulate Results against a baseline: accuracy change, sizes, ratio, latency, speed-up.
 
@@ -464,42 +525,13 @@ def comparison_table(results: Sequence[Result], baseline: Result | None = None) 
     def base_of(r: Result) -> Result:
         if baseline is not None:
             return baseline
-        if r.baseline in by_name:
-            return by_name[r.baseline]
         if r.baseline is None:
             return r
+        if r.baseline in by_name:
+            return by_name[r.baseline]
         raise ValueError(f"baseline {r.baseline!r} of {r.variant!r} is not among the results")
 
-    headers = [
-        "variant",
-        "accuracy %",
-        "Δ points",
-        "nonzero params",
-        "MACs",
-        ".tflite bytes",
-        "gzip bytes",
-        "gzip ratio",
-        "latency µs",
-        "speed-up",
-    ]
-    rows = []
-    for r in results:
-        b = base_of(r)
-        rows.append(
-            [
-                r.variant,
-                f"{100 * r.accuracy:.2f}",
-                f"{100 * (r.accuracy - b.accuracy):+.2f}",
-                fmt_int(r.nonzero_params),
-                fmt_int(r.macs),
-                fmt_int(r.tflite_bytes),
-                fmt_int(r.tflite_gzip_bytes),
-                f"{r.ratio_to(b):.2f}x",
-                f"{r.latency_us:.1f}",
-                f"{r.speedup_to(b):.2f}x",
-            ]
-        )
-    return Table(headers, rows)
+    return variants_table([(r, base_of(r)) for r in results])
 
 
 TIMINGS_FILE = "timings.json"

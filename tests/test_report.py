@@ -244,3 +244,17 @@ def test_numpy_numbers_are_accepted_in_results():
     result = make_result(accuracy=np.float32(0.98), params=np.int64(1000), nonzero_params=1000)
     assert type(result.params) is int and type(result.accuracy) is float
     json.dumps(result.to_dict())  # serialisable
+
+
+def test_variants_table_columns_and_leading_column():
+    base = make_result()
+    half = make_result("half", tflite_gzip_bytes=1800, latency_us=10.0, accuracy=0.97)
+    table = report.variants_table(
+        [(base, base), (half, base)], ("variant", "delta", "ratio", "speedup"), first=("nb", "xy")
+    )
+    assert table.headers == ["nb", "variant", "Δ points", "gzip ratio", "speed-up"]
+    assert table.rows[1] == ["y", "half", "-1.00", "2.00x", "2.00x"]  # 3600/1800, 20/10
+    with pytest.raises(ValueError, match="unknown columns"):
+        report.variants_table([(base, base)], ("variant", "colour"))
+    with pytest.raises(ValueError, match="2 rows"):
+        report.variants_table([(base, base), (half, base)], ("variant",), first=("nb", "x"))
