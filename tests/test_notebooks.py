@@ -62,6 +62,25 @@ def test_chapter_results_are_committed_in_full_mode(path):
     assert {"tensorflow", "tf_keras", "tfmot", "litert", "cpu"} <= set(payload["environment"])
     loaded = report.load_results(path.stem, config.repo_root() / "results")
     assert loaded.results
+    unspread = [
+        r.variant for r in loaded.results if r.accuracy_ci95 is None or r.latency_iqr_us is None
+    ]
+    assert not unspread, f"{path.stem}: rows without accuracy_ci95 / latency_iqr_us: {unspread}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_keep_cpp_log_lines_out(path):
+    noise = (
+        "oneDNN custom operations",
+        "Could not find cuda drivers",
+        "absl::InitializeLog",
+        "XNNPACK delegate for CPU",
+        "fully_quantize:",
+    )
+    nb = nbformat.read(path, as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    leaked = [n for n in noise if n in text]
+    assert not leaked, f"{path.name} stores C++ log lines {leaked}: re-run it with the runner"
 
 
 def test_readme_and_instructor_tables_are_generated_from_the_results():
