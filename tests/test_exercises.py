@@ -21,7 +21,6 @@ from course_lib.exercises import (
     expect_number,
     tour,
 )
-from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
 from course_lib.exercises import pruning as pruning_ex
 from course_lib.exercises import quantization as quant_ex
