@@ -54,7 +54,7 @@ def test_q1_solution_blank_and_nan():
     assert ex.q1.check(sparse_bits=____).status == "not_attempted"
     assert ex.q1.check(sparse_bits=lambda v, a, b: ____).status == "not_attempted"
     result = ex.q1.check(sparse_bits=lambda v, a, b: float("nan"))
-    assert result.status == "incorrect" and "finite" in result.message
+    assert result.status == "incorrect" and "NaN" in result.message
 
 
 def test_q1_accepts_numpy_integers():
@@ -146,8 +146,10 @@ def test_q2_solution_blank_and_nan(eight):
         assert ex.q2.check(cluster_to_8=lambda m, a=answer: (model, a)).status == "correct"
     assert ex.q2.check(cluster_to_8=____).status == "not_attempted"
     assert ex.q2.check(cluster_to_8=lambda m: ____).status == "not_attempted"
+    assert ex.q2.check(cluster_to_8=lambda m: (____, ____)).status == "not_attempted"
+    assert ex.q2.check(cluster_to_8=lambda m: (model, ____)).status == "not_attempted"
     nan = ex.q2.check(cluster_to_8=lambda m: (model, float("nan")))
-    assert nan.status == "incorrect" and "finite" in nan.message
+    assert nan.status == "incorrect" and "NaN" in nan.message
 
 
 @pytest.mark.parametrize(

@@ -7,27 +7,21 @@ the model their function returns. None of the answers is printed in the notebook
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from course_lib.exercises.core import Incorrect, Problem, call_learner
+from course_lib.exercises.core import (
+    Incorrect,
+    NotAttempted,
+    Problem,
+    as_number,
+    call_learner,
+    is_blank,
+)
 
 SEED_CNN_KERNELS = {"conv": (3, 3, 1, 32), "dense": (21632, 10)}
 """Kernel shapes of the seed CNN, which exercise 2 clusters."""
-
-
-def _number(name: str, value: Any) -> float:
-    """Python or NumPy real number, finite; anything else is Incorrect."""
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value.item()
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise Incorrect(f"`{name}` should be a number, got {type(value).__name__}")
-    if not math.isfinite(float(value)):
-        raise Incorrect(f"`{name}` is {value}: give a finite number")
-    return float(value)
 
 
 # ---------------------------------------------------------------- 1: count sparse storage
@@ -96,7 +90,7 @@ def sparse_bits(values, value_bits, index_bits):
         for length, positions, value_bits, index_bits in SPARSE_CASES:
             values = _case(length, positions)
             answer = call_learner(sparse_bits, values, value_bits, index_bits)
-            got = _number("sparse_bits(...)", answer)
+            got = as_number("sparse_bits(...)", answer)
             expected = stored_entries(values, index_bits) * (value_bits + index_bits)
             if got != expected:
                 raise Incorrect(
@@ -190,9 +184,11 @@ def cluster_to_8(model):
         if not isinstance(answer, tuple | list) or len(answer) != 2:
             raise Incorrect("return two things: (clustered_model, gzip_ratio)")
         clustered_model, gzip_ratio = answer
+        if is_blank(clustered_model) or is_blank(gzip_ratio):
+            raise NotAttempted("replace the ____ in cluster_to_8 with your code")
         if not hasattr(clustered_model, "layers"):
             raise Incorrect(f"the first value should be a Keras model, got {clustered_model!r}")
-        ratio = _number("gzip_ratio", gzip_ratio)
+        ratio = as_number("gzip_ratio", gzip_ratio)
         wrapped = [
             layer.name for layer in clustered_model.layers if "Cluster" in type(layer).__name__
         ]
