@@ -152,6 +152,7 @@ class ClusterToEight(Problem):
 import gzip
 
 import tensorflow as tf
+import tensorflow_model_optimization as tfmot
 
 
 def cluster_to_8(model):
@@ -242,6 +243,9 @@ class KeepZerosInQAT(Problem):
         "tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())."
     )
     solution_code = """
+import tensorflow_model_optimization as tfmot
+
+
 def make_pqat(pruned_model):
     q = tfmot.quantization.keras
     annotated = q.quantize_annotate_model(pruned_model)
