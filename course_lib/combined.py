@@ -1,5 +1,6 @@
 """Collaborative optimization: pipelines of pruning, clustering and quantization-aware
-training that end in an int8 .tflite, and Deep Compression's way of counting bytes.
+training that end in an int8 .tflite (Deep Compression's byte counting lives in
+:mod:`course_lib.deep_compression` and is re-exported here).
 
 Introduced in 04_combined.
 
@@ -10,24 +11,31 @@ the previous stage's model and is cached under the whole chain that produced it,
 
 from __future__ import annotations
 
-import heapq
+import math
+import numbers
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from course_lib import config
 from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
+from course_lib.deep_compression import (
+    array_bits,
+    deep_compression_bytes,
+    huffman_bits,
+    huffman_code_lengths,
+    sparse_index_stream,
+    stored_weight_stats,
+)
 from course_lib.measure import count_params
 from course_lib.pruning import PruneConfig, fine_tune_pruned
-from course_lib.quantization import tflite_quantization
 from course_lib.report import Result
-from course_lib.tflite import convert, weight_tensors
+from course_lib.tflite import LiteModel, convert
 from course_lib.training import (
     CachedModel,
     TrainConfig,
@@ -37,6 +45,23 @@ from course_lib.training import (
     fit,
 )
 from course_lib.variants import measure_tflite
+
+__all__ = [
+    "STAGES",
+    "PipelineOutcome",
+    "Stage",
+    "array_bits",
+    "deep_compression_bytes",
+    "huffman_bits",
+    "huffman_code_lengths",
+    "pipeline_name",
+    "run_pipeline",
+    "seed_repeats",
+    "sparse_index_stream",
+    "stored_weight_stats",
+    "train_pipeline",
+    "validate_pipeline",
+]
 
 STAGES = ("prune", "cluster", "ptq", "qat", "pqat", "cqat", "pcqat")
 """Stage names a pipeline may use."""
@@ -49,9 +74,11 @@ class Stage:
 
     Attributes:
         name: one of ``STAGES``.
-        sparsity: for ``prune``: one target, or ``{layer: target}``.
-        clusters: for ``cluster``: number of distinct values per layer.
+        sparsity: for ``prune``: one target in (0, 1), or ``{layer: target}``.
+        clusters: for ``cluster``: number of distinct values per layer (an integer >= 2).
         epochs, learning_rate, batch_size: fine-tuning of this stage (``ptq`` trains not).
+        seed: seed of this stage's fine-tuning (shuffling order; part of the cache key);
+            ``cluster`` and the QAT stages only (``prune`` trains with ``config.SEED``).
     """
 
     name: str
@@ -60,6 +87,7 @@ class Stage:
     epochs: int = 1
     learning_rate: float = 1e-4
     batch_size: int = 32
+    seed: int = config.SEED
 
     def settings(self) -> dict[str, Any]:
         """The settings that matter for this stage (cache key and Result record)."""
@@ -67,15 +95,34 @@ class Stage:
             return {"name": "ptq"}
         out: dict[str, Any] = {
             "name": self.name,
-            "epochs": self.epochs,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
+            "epochs": int(self.epochs),
+            "learning_rate": float(self.learning_rate),
+            "batch_size": int(self.batch_size),
         }
+        if self.name != "prune":  # pruning.fine_tune_pruned always trains with config.SEED
+            out["seed"] = int(self.seed)
         if self.name == "prune":
-            out["sparsity"] = self.sparsity
+            sparsity = self.sparsity
+            out["sparsity"] = (
+                {k: float(v) for k, v in sparsity.items()}
+                if isinstance(sparsity, dict)
+                else float(sparsity)  # type: ignore[arg-type]
+            )
         if self.name == "cluster":
-            out["clusters"] = self.clusters
+            out["clusters"] = int(self.clusters)  # type: ignore[arg-type]
         return out
+
+    def with_seed(self, seed: int) -> Stage:
+        """The same stage with another fine-tuning seed."""
+        return Stage(
+            self.name,
+            self.sparsity,
+            self.clusters,
+            self.epochs,
+            self.learning_rate,
+            self.batch_size,
+            seed,
+        )
 
 
 def pipeline_name(stages: Sequence[Stage]) -> str:
@@ -83,23 +130,91 @@ def pipeline_name(stages: Sequence[Stage]) -> str:
     return ">".join(stage.name for stage in stages)
 
 
-def validate_pipeline(stages: Sequence[Stage]) -> None:
-    """Check that the stages exist and come in an order that can work.
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(float(value))
+    )
 
-    Rules: quantization (``ptq``, ``qat``, ``pqat``, ``cqat``, ``pcqat``) comes last and once;
-    pruning comes before clustering; each stage at most once; ``pqat`` needs pruning before
-    it, ``cqat`` clustering, ``pcqat`` both; plain ``qat`` or ``cqat`` after pruning would
-    let pruned weights grow back, so the pipeline must use ``pqat`` / ``pcqat`` instead.
+
+def _check_settings(i: int, stage: Stage) -> None:
+    where = f"stage {i} ({stage.name!r})"
+    if stage.name == "prune":
+        targets = stage.sparsity
+        if targets is None:
+            raise ValueError(
+                f"{where} needs a sparsity: Stage('prune', sparsity=0.8) or "
+                "Stage('prune', sparsity={'dense': 0.9})"
+            )
+        items = targets.items() if isinstance(targets, dict) else [("sparsity", targets)]
+        if isinstance(targets, dict) and not targets:
+            raise ValueError(f"{where}: the sparsity dict names no layer")
+        for layer, target in items:
+            if not _is_number(target) or not 0 < float(target) < 1:
+                raise ValueError(
+                    f"{where}: sparsity of {layer!r} must be a number in (0, 1) "
+                    f"(a fraction of weights set to zero), got {target!r}"
+                )
+    if stage.name == "cluster":
+        k = stage.clusters
+        if isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral) or k < 2:
+            raise ValueError(
+                f"{where} needs clusters, an integer >= 2 (e.g. Stage('cluster', clusters=16)),"
+                f" got {k!r}"
+            )
+    if stage.name in ("prune", "ptq") and stage.seed != config.SEED:
+        raise ValueError(f"{where} takes no seed: only clustering and QAT stages are re-seeded")
+    if stage.name != "ptq":
+        for field_name in ("epochs", "batch_size"):
+            value = getattr(stage, field_name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{where}: {field_name} must be an integer >= 1, got {value!r}")
+        if not _is_number(stage.learning_rate) or not stage.learning_rate > 0:
+            raise ValueError(
+                f"{where}: learning_rate must be a number > 0, got {stage.learning_rate!r}"
+            )
+
+
+def validate_pipeline(stages: Sequence[Stage]) -> None:
+    """Check that the stages exist, have usable settings, and come in an order that works.
+
+    Settings: ``prune`` needs a sparsity in (0, 1) (or a dict of them), ``cluster`` an
+    integer number of clusters >= 2 (NumPy integers too, not bools); training stages need
+    integer ``epochs`` and ``batch_size`` >= 1 and a learning rate > 0.
+
+    Order: quantization (``ptq``, ``qat``, ``pqat``, ``cqat``, ``pcqat``) comes last and
+    once; pruning comes before clustering; each stage at most once; ``pqat`` needs pruning
+    before it, ``cqat`` clustering, ``pcqat`` both; plain ``qat`` or ``cqat`` after pruning
+    would let pruned weights grow back, so the pipeline must use ``pqat`` / ``pcqat``.
+
+    Example::
+
+        validate_pipeline([Stage("prune", sparsity=0.9), Stage("cluster", clusters=16),
+                           Stage("pcqat")])
 
     Raises:
         ValueError: the first broken rule, in words.
     """
+    if isinstance(stages, str | bytes):
+        raise ValueError(
+            f"a pipeline is a list of Stage objects, not the string {stages!r}: write e.g. "
+            "[Stage('prune', sparsity=0.8), Stage('ptq')]"
+        )
     if not stages:
         raise ValueError("a pipeline needs at least one stage")
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, Stage):
+            raise ValueError(
+                f"stage {i} is {stage!r} ({type(stage).__name__}), not a Stage: write "
+                f"Stage({stage!r}, ...) with its settings"
+            )
     names = [stage.name for stage in stages]
     for name in names:
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r}; known stages: {', '.join(STAGES)}")
+    for i, stage in enumerate(stages):
+        _check_settings(i, stage)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"stage {repeated[0]!r} appears more than once")
@@ -124,6 +239,8 @@ def validate_pipeline(stages: Sequence[Stage]) -> None:
 
 
 def _quantize(model: keras.Model, stage: str) -> keras.Model:
+    """QAT wrappers: ``quantize_annotate_model`` + ``quantize_apply`` with the preserving
+    scheme of ``stage`` (Shown in 04_combined)."""
     q = tfmot.quantization.keras
     model = copy_model(model)
     if stage == "qat":
@@ -137,7 +254,13 @@ def _quantize(model: keras.Model, stage: str) -> keras.Model:
     return q.quantize_apply(q.quantize_annotate_model(model), scheme)
 
 
+def _train_config(stage: Stage) -> TrainConfig:
+    return TrainConfig(stage.epochs, stage.batch_size, stage.learning_rate, stage.seed)
+
+
 def _cluster(model: keras.Model, stage: Stage, data: Dataset, preserve_sparsity: bool):
+    """``cluster_weights`` (k-means++ centroids), fine-tune, ``strip_clustering``
+    (Shown in 04_combined)."""
     api = tfmot.clustering.keras
     wrapped = api.cluster_weights(
         copy_model(model),  # cluster_weights modifies the layers it wraps
@@ -146,7 +269,7 @@ def _cluster(model: keras.Model, stage: Stage, data: Dataset, preserve_sparsity:
         preserve_sparsity=preserve_sparsity,
     )
     compile_model(wrapped, stage.learning_rate)
-    history = fit(wrapped, data, TrainConfig(stage.epochs, stage.batch_size, stage.learning_rate))
+    history = fit(wrapped, data, _train_config(stage))
     stripped = api.strip_clustering(wrapped)
     return compile_model(stripped, stage.learning_rate), {"history": history}
 
@@ -168,11 +291,7 @@ def _run_stage(
         model, meta = _cluster(previous, stage, data, preserve_sparsity=pruned)
     else:
         model = compile_model(_quantize(previous, stage.name), stage.learning_rate)
-        meta = {
-            "history": fit(
-                model, data, TrainConfig(stage.epochs, stage.batch_size, stage.learning_rate)
-            )
-        }
+        meta = {"history": fit(model, data, _train_config(stage))}
     meta["train_seconds"] = time.perf_counter() - start
     return model, meta
 
@@ -187,26 +306,18 @@ class PipelineOutcome:
     stages: list[CachedModel] = field(default_factory=list)
 
 
-def run_pipeline(
-    base: CachedModel,
-    stages: Sequence[Stage],
-    data: Dataset,
-    *,
-    model_name: str,
-    baseline: str,
-    folder: str = "04_combined",
-    variant: str | None = None,
-) -> PipelineOutcome:
-    """Run the stages in order from ``base``, convert the last model, measure it.
+def train_pipeline(
+    base: CachedModel, stages: Sequence[Stage], data: Dataset, *, model_name: str
+) -> tuple[keras.Model, list[CachedModel]]:
+    """Run the training stages in order from ``base``, each cached under its chain.
 
-    Every training stage is cached under the chain of stages that led to it. The last stage
-    decides the conversion: ``ptq`` converts to int8 with calibration data, a QAT stage to
-    int8 from the learned ranges; a pipeline without quantization converts to float32.
+    Shown in 04_combined (the reference cells do the same with tfmot directly). A stage's
+    cache key holds the base model's file, every stage before it with its settings (seed
+    included) and the data's identity, so pipelines with a common beginning share it.
 
     Returns:
-        A :class:`PipelineOutcome`; its Result has ``technique="combined"`` and the fields
-        ``pipeline``, ``huffman_bytes``, ``stages`` and ``stored_weights`` (zeros and
-        distinct values counted in the .tflite's own weight buffers).
+        ``(model, entries)``: the last trained model (``ptq`` is not a training stage) and
+        one :class:`CachedModel` per training stage.
 
     Raises:
         ValueError: see :func:`validate_pipeline`.
@@ -226,16 +337,56 @@ def run_pipeline(
         )
         entry = cached_model(
             f"{model_name}-{pipeline_name(stages[: i + 1])}",
-            {"chain": chain, **data_identity(data)},
+            {"chain": list(chain), **data_identity(data)},
             lambda p=previous, s=stage, pr=prior: _run_stage(p, s, pr, data),
             custom_objects_scope=None,
             rebuild=rebuild,
         )
         entries.append(entry)
         model = entry.model
+    return model, entries
+
+
+def _convert_last(model: keras.Model, stages: Sequence[Stage], data: Dataset) -> bytes:
     last = stages[-1].name
     kind = "int8" if last in QUANT_STAGES else "float32"
-    content = convert(model, kind, representative_data=data.x_train if last == "ptq" else None)
+    return convert(model, kind, representative_data=data.x_train if last == "ptq" else None)
+
+
+def run_pipeline(
+    base: CachedModel,
+    stages: Sequence[Stage],
+    data: Dataset,
+    *,
+    model_name: str,
+    baseline: str,
+    folder: str = "04_combined",
+    variant: str | None = None,
+) -> PipelineOutcome:
+    """Run the stages in order from ``base``, convert the last model, measure it.
+
+    Shown in 04_combined: its reference cells run prune -> cluster -> PCQAT -> int8 with
+    tfmot and the converter directly; this helper does the same for any valid pipeline.
+    Every training stage is cached under the chain of stages that led to it
+    (:func:`train_pipeline`). The last stage decides the conversion: ``ptq`` converts to
+    int8 with calibration data, a QAT stage to int8 from the learned ranges; a pipeline
+    without quantization converts to float32.
+
+    Example::
+
+        stages = [Stage("prune", sparsity=0.9), Stage("cluster", clusters=16), Stage("pcqat")]
+        outcome = run_pipeline(base, stages, data, model_name="seed_cnn", baseline="float")
+
+    Returns:
+        A :class:`PipelineOutcome`; its Result has ``technique="combined"`` and the fields
+        ``pipeline``, ``huffman_bytes``, ``stages`` and ``stored_weights`` (zeros and
+        distinct values counted in the .tflite's own weight buffers).
+
+    Raises:
+        ValueError: see :func:`validate_pipeline`.
+    """
+    model, entries = train_pipeline(base, stages, data, model_name=model_name)
+    content = _convert_last(model, stages, data)
     name = variant or f"{model_name}_{pipeline_name(stages).replace('>', '_')}"
     stored = stored_weight_stats(content, base.model)
     # Parameters and MACs come from the base architecture (the wrappers of QAT and
@@ -259,163 +410,33 @@ def run_pipeline(
     return PipelineOutcome(result, model, content, entries)
 
 
-def _tflite_kernel_shapes(model: keras.Model) -> dict[tuple[int, ...], list[str]]:
-    """Map TFLite's kernel layout (output channel first) to the Keras layers with it."""
-    shapes: dict[tuple[int, ...], list[str]] = {}
-    for layer in model.layers:
-        kernel = getattr(getattr(layer, "layer", layer), "kernel", None)
-        if kernel is None:
-            continue
-        shape = tuple(int(d) for d in kernel.shape)
-        stored = (shape[-1], *shape[:-1]) if len(shape) == 4 else shape[::-1]
-        shapes.setdefault(stored, []).append(layer.name)
-    return shapes
+def seed_repeats(
+    base: CachedModel,
+    stages: Sequence[Stage],
+    data: Dataset,
+    seeds: Sequence[int],
+    *,
+    model_name: str,
+) -> list[float]:
+    """Repeat only the last stage of a pipeline with each seed; return int8 test accuracies.
 
-
-def stored_weight_stats(
-    content: bytes | str | Path, model: keras.Model | None = None
-) -> list[dict[str, Any]]:
-    """Count zeros and distinct values in every weight matrix stored in a .tflite.
-
-    Looks at constant tensors with at least 2 dimensions (kernels, in TFLite's layout with the
-    output channel first). ``max_unique_per_channel`` is what clustering controls: each output
-    channel of an int8 kernel has its own scale, so 16 clusters give at most 16 values per
-    channel (and more across the tensor).
-
-    Args:
-        content: the .tflite.
-        model: the Keras model it came from; when given, each row names its Keras layer
-            (matched by shape, because converted tensor names vary).
-
-    Returns:
-        ``[{"layer", "tensor", "shape", "dtype", "size", "zeros", "sparsity", "unique",
-        "max_unique_per_channel"}, ...]``.
-    """
-    shapes = _tflite_kernel_shapes(model) if model is not None else {}
-    rows = []
-    for name, values in weight_tensors(content).items():
-        if values.ndim < 2:
-            continue
-        per_channel = values.reshape(values.shape[0], -1)
-        rows.append(
-            {
-                "layer": "/".join(shapes.get(tuple(values.shape), ["?"])),
-                "tensor": name,
-                "shape": list(values.shape),
-                "dtype": values.dtype.name,
-                "size": int(values.size),
-                "zeros": int(np.sum(values == 0)),
-                "sparsity": round(float(np.mean(values == 0)), 4),
-                "unique": int(len(np.unique(values))),
-                "max_unique_per_channel": int(max(len(np.unique(row)) for row in per_channel)),
-            }
-        )
-    return rows
-
-
-def huffman_code_lengths(symbols: Sequence[Any] | np.ndarray) -> dict[Any, int]:
-    """Return the length in bits of each symbol's Huffman code.
-
-    Huffman coding gives frequent symbols short codes; its total length is the smallest any
-    prefix code can reach for these frequencies. A single distinct symbol gets 1 bit.
+    Introduced in 04_combined. The earlier stages come from the cache (they are the same
+    for every seed), so a repeat costs one fine-tune, one conversion and one evaluation.
+    The seed is part of the last stage's cache key. Accuracy is measured on
+    ``data.x_test`` by LiteRT, one image per ``invoke()``, as in :func:`run_pipeline`.
 
     Raises:
-        ValueError: no symbols.
+        ValueError: no seeds, a last stage that does not train (``ptq``), or see
+            :func:`validate_pipeline`.
     """
-    counts = Counter(np.asarray(symbols).ravel().tolist())
-    if not counts:
-        raise ValueError("no symbols to code")
-    if len(counts) == 1:
-        return {next(iter(counts)): 1}
-    heap = [(count, i, [symbol]) for i, (symbol, count) in enumerate(sorted(counts.items()))]
-    heapq.heapify(heap)
-    lengths = dict.fromkeys(counts, 0)
-    tie = len(heap)
-    while len(heap) > 1:
-        c1, _, s1 = heapq.heappop(heap)
-        c2, _, s2 = heapq.heappop(heap)
-        for symbol in s1 + s2:
-            lengths[symbol] += 1
-        heapq.heappush(heap, (c1 + c2, tie, s1 + s2))
-        tie += 1
-    return lengths
-
-
-def huffman_bits(symbols: Sequence[Any] | np.ndarray) -> int:
-    """Total bits to Huffman-code ``symbols`` (the code table itself not counted)."""
-    values = np.asarray(symbols).ravel().tolist()
-    if not values:
-        return 0
-    lengths = huffman_code_lengths(values)
-    return sum(lengths[v] for v in values)
-
-
-def sparse_index_stream(values: np.ndarray, index_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Encode a flat weight array as Deep Compression does: non-zeros + relative indices.
-
-    Each stored weight carries the distance from the previous stored one (1 = adjacent).
-    When a gap does not fit in ``index_bits`` bits, a zero is stored as filler at the largest
-    reachable distance, exactly as in Han et al. (2016), section 2.
-
-    Returns:
-        ``(stored_values, index_differences)`` of equal length.
-
-    Raises:
-        ValueError: ``index_bits`` < 1.
-    """
-    if index_bits < 1:
-        raise ValueError(f"index_bits must be >= 1, got {index_bits}")
-    flat = np.asarray(values).ravel()
-    max_gap = 2**index_bits - 1
-    stored, gaps, last = [], [], -1
-    for position in np.flatnonzero(flat):
-        while position - last > max_gap:  # filler zero
-            last += max_gap
-            stored.append(0)
-            gaps.append(max_gap)
-        stored.append(flat[position])
-        gaps.append(position - last)
-        last = position
-    return np.asarray(stored, dtype=flat.dtype), np.asarray(gaps, dtype=np.int64)
-
-
-def array_bits(values: np.ndarray, index_bits: int) -> int:
-    """Bits to store one weight tensor the Deep Compression way.
-
-    The cheaper of two codings: every value Huffman-coded (for a dense tensor), or the
-    non-zeros plus their relative indices, both Huffman-coded (:func:`sparse_index_stream`).
-    A codebook of the distinct stored values (8 bits each) is added.
-    """
-    values = np.asarray(values).ravel()
-    dense = huffman_bits(values) + 8 * len(np.unique(values))
-    if not np.any(values == 0):
-        return dense
-    stored, gaps = sparse_index_stream(values, index_bits)
-    sparse = huffman_bits(stored) + huffman_bits(gaps) + 8 * len(np.unique(stored))
-    return min(dense, sparse)
-
-
-def deep_compression_bytes(
-    model: bytes | str | Path, fc_index_bits: int = 5, conv_index_bits: int = 8
-) -> int:
-    """Size of a .tflite's weights counted the Deep Compression way (Han et al., 2016).
-
-    Each weight matrix is counted with :func:`array_bits` (5-bit relative indices for fully
-    connected layers, 8-bit for convolutions, as in the paper). To be complete, every other
-    constant (biases, shapes) is added at its stored size, and each per-channel scale as
-    32 bits. The graph, tensor names and file format are not counted: that is the
-    difference to the real file.
-    """
-    total_bits = 0
-    for values in weight_tensors(model).values():
-        if values.ndim >= 2:
-            bits = conv_index_bits if values.ndim == 4 else fc_index_bits
-            total_bits += array_bits(values, bits)
-        else:
-            total_bits += 8 * values.nbytes
-    total_bits += 32 * _scale_count(model)
-    return (total_bits + 7) // 8
-
-
-def _scale_count(model: bytes | str | Path) -> int:
-    return sum(len(p["scales"]) for p in tflite_quantization(model) if len(p["shape"]) >= 2)
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if stages[-1].name in ("ptq", "prune"):
+        raise ValueError(f"the last stage {stages[-1].name!r} has no seed to repeat")
+    accuracies = []
+    for seed in seeds:
+        run = [*stages[:-1], stages[-1].with_seed(int(seed))]
+        model, _ = train_pipeline(base, run, data, model_name=model_name)
+        lite = LiteModel(_convert_last(model, run, data))
+        accuracies.append(lite.evaluate(data.x_test, data.y_test))
+    return accuracies

@@ -53,6 +53,81 @@ def test_pipelines_that_cannot_work_are_refused(names, match):
         combined.validate_pipeline(S(*names))
 
 
+@pytest.mark.parametrize(
+    "stage,match",
+    [
+        (Stage("prune"), "needs a sparsity"),
+        (Stage("prune", sparsity=0.0), r"in \(0, 1\)"),
+        (Stage("prune", sparsity=1.0), r"in \(0, 1\)"),
+        (Stage("prune", sparsity=90), r"in \(0, 1\)"),
+        (Stage("prune", sparsity=-0.5), r"in \(0, 1\)"),
+        (Stage("prune", sparsity=float("nan")), r"in \(0, 1\)"),
+        (Stage("prune", sparsity=True), r"in \(0, 1\)"),
+        (Stage("prune", sparsity="0.5"), r"in \(0, 1\)"),
+        (Stage("prune", sparsity={"fc1": 0.9, "fc2": 1.2}), "'fc2'"),
+        (Stage("prune", sparsity={}), "names no layer"),
+        (Stage("cluster"), "integer >= 2"),
+        (Stage("cluster", clusters=1), "integer >= 2"),
+        (Stage("cluster", clusters=16.0), "integer >= 2"),
+        (Stage("cluster", clusters=True), "integer >= 2"),
+        (Stage("cluster", clusters=np.bool_(True)), "integer >= 2"),
+        (Stage("cluster", clusters="16"), "integer >= 2"),
+        (Stage("cluster", clusters=16, epochs=0), "epochs must be an integer >= 1"),
+        (Stage("cluster", clusters=16, batch_size=2.5), "batch_size"),
+        (Stage("cluster", clusters=16, learning_rate=0), "learning_rate"),
+        (Stage("prune", sparsity=0.5, seed=1), "takes no seed"),
+    ],
+)
+def test_stage_settings_are_checked_before_any_training(stage, match):
+    with pytest.raises(ValueError, match=match):
+        combined.validate_pipeline([stage])
+
+
+def test_numpy_settings_are_accepted_and_stored_as_plain_numbers():
+    import json
+
+    stages = [
+        Stage("prune", sparsity=np.float32(0.75)),
+        Stage("cluster", clusters=np.int64(16)),
+        Stage("pcqat", epochs=np.int32(1)),
+    ]
+    combined.validate_pipeline(stages)
+    settings = [s.settings() for s in stages]
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings[0]["sparsity"] == 0.75 and settings[1]["clusters"] == 16
+    assert type(settings[1]["clusters"]) is int
+
+
+@pytest.mark.parametrize(
+    "stages,match",
+    [
+        ("prune>cluster>pcqat", "not the string 'prune>cluster>pcqat'"),
+        ("prune", "not the string"),
+        (["prune", "ptq"], "stage 0 is 'prune'.*not a Stage"),
+        ([Stage("prune", sparsity=0.5), "ptq"], "stage 1 is 'ptq'"),
+    ],
+)
+def test_strings_instead_of_stages_are_refused_with_a_message(stages, match):
+    with pytest.raises(ValueError, match=match):
+        combined.validate_pipeline(stages)
+
+
+def test_run_pipeline_refuses_bad_settings_before_tfmot(tiny_model, tiny_data, tmp_root):
+    base = training.CachedModel(tiny_model, tmp_root / "tiny.keras", True)
+    with pytest.raises(ValueError, match="integer >= 2"):
+        combined.run_pipeline(
+            base, [Stage("cluster"), Stage("cqat")], tiny_data, model_name="t", baseline="b"
+        )
+
+
+def test_the_seed_is_in_the_key_of_training_stages_only():
+    cluster = Stage("cluster", clusters=8)
+    assert cluster.settings()["seed"] == cluster.seed
+    assert cluster.with_seed(5).settings() == {**cluster.settings(), "seed": 5}
+    assert "seed" not in Stage("prune", sparsity=0.5).settings()
+    assert Stage("ptq").settings() == {"name": "ptq"}
+
+
 def test_pipeline_name_and_settings():
     stages = [Stage("prune", sparsity={"fc1": 0.9}, epochs=2), Stage("ptq")]
     assert combined.pipeline_name(stages) == "prune>ptq"
@@ -164,3 +239,24 @@ def test_clustering_leaves_the_base_model_untouched(tmp_root, tiny_data):
     assert measure.count_params(base.model) == 266_610
     for a, b in zip(before, base.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_seed_repeats_retrain_only_the_last_stage(tiny_model, tiny_data, tmp_root):
+    base = training.CachedModel(tiny_model, tmp_root / "tiny.keras", True)
+    stages = [Stage("cluster", clusters=4, epochs=1), Stage("cqat", epochs=1)]
+    first = combined.seed_repeats(base, stages, tiny_data, [1, 2], model_name="tiny")
+    assert len(first) == 2 and all(0.5 < a <= 1 for a in first)
+    model_1, entries_1 = combined.train_pipeline(
+        base, [stages[0], stages[1].with_seed(1)], tiny_data, model_name="tiny"
+    )
+    model_2, entries_2 = combined.train_pipeline(
+        base, [stages[0], stages[1].with_seed(2)], tiny_data, model_name="tiny"
+    )
+    assert all(e.from_cache for e in entries_1 + entries_2)  # seed is in the key: both kept
+    assert entries_1[0].path == entries_2[0].path  # one clustered model shared by the seeds
+    assert entries_1[1].path != entries_2[1].path
+    kernels = [m.get_layer("quant_dense").get_weights()[0] for m in (model_1, model_2)]
+    assert not np.array_equal(*kernels)  # another seed, another fine-tune
+    assert combined.seed_repeats(base, stages, tiny_data, [1, 2], model_name="tiny") == first
+    with pytest.raises(ValueError, match="no seed"):
+        combined.seed_repeats(base, [Stage("ptq")], tiny_data, [1], model_name="tiny")

@@ -19,7 +19,6 @@ from course_lib.exercises import (
     expect_choice,
     expect_number,
 )
-from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
 from course_lib.exercises import quantization as quant_ex
 from course_lib.exercises import summary as summary_ex
@@ -123,12 +122,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
         (quant_ex.q2, {"scale_answer": 4 / 256, "zero_point_answer": -64}, "255 steps"),
         (quant_ex.q2, {"scale_answer": 4 / 255, "zero_point_answer": 0}, "not right"),
         (quant_ex.q3, {"answer": "b"}, "dynamic range"),
-        (combined_ex.q1, {"pipeline_order": ["cluster", "prune", "pcqat"]}, "prune before"),
-        (combined_ex.q1, {"pipeline_order": ["pcqat", "prune", "cluster"]}, "must come last"),
-        (combined_ex.q1, {"pipeline_order": ["prune", "ptq"]}, "exactly the three"),
-        (combined_ex.q2, {"estimated_bytes": 120_000}, "too much"),
-        (combined_ex.q2, {"estimated_bytes": 1_000}, "20 %"),
-        (combined_ex.q3, {"answer": "b"}, "1-byte"),
         (mp_ex.q1, {"overflowing": [6e4, 6.6e4, 1e5, 3e38]}, "below float16's maximum"),
         (mp_ex.q1, {"overflowing": [1e5]}, "not the set"),
         (mp_ex.q2, {"loss_scale": 1000}, "not a power of two"),

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("report",),
     ("variants",),
     ("pruning", "quantization", "structure", "distillation", "mixed_precision", "summary"),
+    ("deep_compression",),
     ("combined",),
     ("plots",),
     ("exercises.core",),
