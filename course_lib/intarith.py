@@ -13,9 +13,14 @@ int8 ``x`` (scale ``s_x``, zero point ``z_x``), int8 weights (per output channel
 
 where ``bias`` is stored as int32 at scale ``s_x * s_w[c]`` (zero point 0), so it adds
 straight into the accumulator. The real factor ``M = s_x * s_w / s_y`` (about 1e-4 to 1)
-is applied as a 31-bit fixed-point multiplier and a power-of-two shift, the way gemmlowp
-and TFLite's reference kernels do (``QuantizeMultiplier``,
-``SaturatingRoundingDoublingHighMul``, ``RoundingDivideByPOT``).
+is applied as a 31-bit fixed-point multiplier and a power-of-two shift (``QuantizeMultiplier``).
+Two roundings of that product exist, and bit-exact means matching the one the kernel uses:
+
+- ``"reference"``: gemmlowp's ``SaturatingRoundingDoublingHighMul`` then
+  ``RoundingDivideByPOT`` (ties away from zero), as in TFLite's reference kernels;
+- ``"ruy"``: the optimized kernels LiteRT runs without a delegate (ruy, on x86 and ARM):
+  the same two steps, each rounding ties up (toward +inf), like ARM's ``sqrdmulh`` and
+  ``srshl``. The two differ only on values within a hair of a .5 tie.
 
 NumPy for the arithmetic (int64 intermediates, so nothing overflows by accident); the
 LiteRT interpreter only to read a layer's stored integers and its int8 inputs and outputs.
@@ -110,6 +115,31 @@ def multiply_by_quantized_multiplier(
     )
 
 
+def multiply_by_quantized_multiplier_ruy(
+    x: np.ndarray, quantized_multiplier: int | np.ndarray, shift: int | np.ndarray
+) -> np.ndarray:
+    """``round(x * real_multiplier)`` as ruy's optimized kernels compute it.
+
+    ``high = (x * m + 2**30) >> 31`` (rounding doubling high multiply, ties up), then a
+    rounding right shift ``(high + 2**(r - 1)) >> r`` (ties up), with ``r = -shift``; a
+    positive ``shift`` scales ``x`` up first.
+    """
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    scaled = np.asarray(x, dtype=np.int64) * (np.int64(1) << left)
+    high = (scaled * np.asarray(quantized_multiplier, dtype=np.int64) + (1 << 30)) >> 31
+    nudge = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    return (high + nudge) >> right
+
+
+ROUNDINGS = {
+    "ruy": multiply_by_quantized_multiplier_ruy,
+    "reference": multiply_by_quantized_multiplier,
+}
+"""The requantization roundings :func:`fully_connected_int8` accepts."""
+
+
 @dataclass(frozen=True)
 class FullyConnectedParams:
     """The stored integers and quantization parameters of one int8 FULLY_CONNECTED op.
@@ -150,19 +180,14 @@ def requantization(params: FullyConnectedParams) -> tuple[np.ndarray, np.ndarray
     return multipliers, shifts
 
 
-def fully_connected_int8(x_q: np.ndarray, params: FullyConnectedParams) -> np.ndarray:
-    """Run an int8 fully connected layer with integer arithmetic only.
-
-    Args:
-        x_q: int8 inputs, shape ``(batch, inputs)``.
-        params: the layer's stored integers and quantization parameters.
-
-    Returns:
-        int8 outputs, shape ``(batch, units)``: the same bits LiteRT's reference kernel
-        produces.
+def accumulate(x_q: np.ndarray, params: FullyConnectedParams) -> np.ndarray:
+    """The int32 accumulators ``sum (x - z_x)(W - z_w) + bias`` of a batch, shape
+    ``(batch, units)``, computed from the plain product ``x @ W.T`` and the zero-point
+    cross terms.
 
     Raises:
         ValueError: ``x_q`` is not int8 or its width differs from the weights'.
+        OverflowError: an accumulator outside the int32 range.
     """
     x_q = np.asarray(x_q)
     if x_q.dtype != np.int8 or x_q.ndim != 2 or x_q.shape[1] != params.weights.shape[1]:
@@ -184,8 +209,33 @@ def fully_connected_int8(x_q: np.ndarray, params: FullyConnectedParams) -> np.nd
     )
     if np.any((acc < INT32_MIN) | (acc > INT32_MAX)):
         raise OverflowError("the int32 accumulator overflowed")
+    return acc
+
+
+def fully_connected_int8(
+    x_q: np.ndarray, params: FullyConnectedParams, rounding: str = "ruy"
+) -> np.ndarray:
+    """Run an int8 fully connected layer with integer arithmetic only.
+
+    Args:
+        x_q: int8 inputs, shape ``(batch, inputs)``.
+        params: the layer's stored integers and quantization parameters.
+        rounding: ``"ruy"`` (LiteRT's built-in optimized kernels, the default) or
+            ``"reference"`` (gemmlowp / TFLite reference kernels); see ``ROUNDINGS``.
+
+    Returns:
+        int8 outputs, shape ``(batch, units)``: with ``"ruy"``, the same bits LiteRT's
+        built-in FULLY_CONNECTED kernel produces (checked in tests/test_intarith.py).
+
+    Raises:
+        ValueError: ``x_q`` is not int8 or its width differs from the weights', or an
+            unknown ``rounding``.
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {sorted(ROUNDINGS)}, got {rounding!r}")
+    acc = accumulate(x_q, params)
     multipliers, shifts = requantization(params)
-    y = multiply_by_quantized_multiplier(acc, multipliers[None, :], shifts[None, :])
+    y = ROUNDINGS[rounding](acc, multipliers[None, :], shifts[None, :])
     y = y + int(params.output_zero_point)
     return np.clip(y, -128, 127).astype(np.int8)
 
@@ -202,9 +252,15 @@ def _read_params(interpreter: Interpreter, op: dict) -> FullyConnectedParams:
     (s_x, z_x), (s_w, z_w), (s_y, z_y) = qparams(x_i), qparams(w_i), qparams(y_i)
     if details[x_i]["dtype"] != np.int8 or details[w_i]["dtype"] != np.int8:
         raise ValueError("the FULLY_CONNECTED op is not int8: convert with full integer int8")
+    weights = interpreter.get_tensor(w_i).copy()
+    bias = (  # an all-zero bias may be left out of the file (index -1)
+        interpreter.get_tensor(b_i).astype(np.int32)
+        if b_i >= 0
+        else np.zeros(weights.shape[0], dtype=np.int32)
+    )
     return FullyConnectedParams(
-        weights=interpreter.get_tensor(w_i).copy(),
-        bias=interpreter.get_tensor(b_i).astype(np.int32),
+        weights=weights,
+        bias=bias,
         input_scale=float(s_x[0]),
         input_zero_point=int(z_x[0]),
         weight_scales=s_w,

@@ -24,7 +24,6 @@ from course_lib.exercises import (
 from course_lib.exercises import combined as combined_ex
 from course_lib.exercises import mixed_precision as mp_ex
 from course_lib.exercises import pruning as pruning_ex
-from course_lib.exercises import quantization as quant_ex
 from course_lib.exercises import structure as structure_ex
 from course_lib.exercises import summary as summary_ex
 
@@ -139,25 +138,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
         (pruning_ex.q2, {"schedule": tfmot.sparsity.keras.ConstantSparsity(0.5, 0)}, "not 0.8"),
         (pruning_ex.q2, {"schedule": 0.8}, "pruning schedule"),
         (pruning_ex.q3, {"answer": "a"}, "collapses"),
-        (
-            quant_ex.q1,
-            {
-                "my_quantize": lambda x, s, z: np.round(x / s + z).astype(np.int8),
-                "my_dequantize": lambda q, s, z: q * s,
-            },
-            "clip",
-        ),
-        (
-            quant_ex.q1,
-            {
-                "my_quantize": lambda x, s, z: (x / s + z).astype(np.float32),
-                "my_dequantize": lambda q, s, z: q * s,
-            },
-            "int8",
-        ),
-        (quant_ex.q2, {"scale_answer": 4 / 256, "zero_point_answer": -64}, "255 steps"),
-        (quant_ex.q2, {"scale_answer": 4 / 255, "zero_point_answer": 0}, "not right"),
-        (quant_ex.q3, {"answer": "b"}, "dynamic range"),
         (combined_ex.q1, {"pipeline_order": ["cluster", "prune", "pcqat"]}, "prune before"),
         (combined_ex.q1, {"pipeline_order": ["pcqat", "prune", "cluster"]}, "must come last"),
         (combined_ex.q1, {"pipeline_order": ["prune", "ptq"]}, "exactly the three"),

@@ -7,7 +7,9 @@ Shown in 03_quantization (section "Exercises").
 from __future__ import annotations
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from course_lib.compat import keras, tf
 from course_lib.exercises.core import (
     Incorrect,
     MultipleChoice,
@@ -120,7 +122,7 @@ zero_point_answer = round(-128 - (-0.6) / scale_answer)  # round(-66.8) = -67
         return "check: -0.6 maps to -128, 0.0 to -67, 1.9 to 127."
 
 
-def _checker_model(tf, keras):  # noqa: ANN001, ANN202  (modules passed in, imported lazily)
+def _checker_model() -> tuple[keras.Model, np.ndarray]:
     """A fresh small model with fixed random weights and one op (SIN) that has no int8 kernel."""
     rng = np.random.default_rng(7)
     model = keras.Sequential(
@@ -170,11 +172,7 @@ def convert_int8_with_fallback(model, images):
 """
 
     def _check(self, convert_int8_with_fallback) -> str:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        from course_lib.compat import keras, tf
-
-        model, images = _checker_model(tf, keras)
+        model, images = _checker_model()
         content = call_learner(convert_int8_with_fallback, model, images)
         if not isinstance(content, (bytes, bytearray)):
             raise Incorrect(f"return the .tflite bytes of converter.convert(), got {type(content).__name__}")
