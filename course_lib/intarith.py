@@ -171,7 +171,9 @@ def requantization(params: FullyConnectedParams) -> tuple[np.ndarray, np.ndarray
     scales = np.broadcast_to(np.asarray(params.weight_scales, dtype=np.float64), (units,))
     pairs = [
         quantize_multiplier(
-            float(np.float32(params.input_scale)) * float(s) / float(np.float32(params.output_scale))
+            float(np.float32(params.input_scale))
+            * float(s)
+            / float(np.float32(params.output_scale))
         )
         for s in scales.astype(np.float32)
     ]

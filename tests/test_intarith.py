@@ -49,7 +49,16 @@ def test_saturating_rounding_doubling_high_mul_by_hand(a, b, expected):
 
 @pytest.mark.parametrize(
     "x,exponent,expected",
-    [(5, 1, 3), (-5, 1, -3), (4, 1, 2), (7, 2, 2), (-6, 2, -2), (-7, 2, -2), (5, 0, 5), (-9, 3, -1)],
+    [
+        (5, 1, 3),
+        (-5, 1, -3),
+        (4, 1, 2),
+        (7, 2, 2),
+        (-6, 2, -2),
+        (-7, 2, -2),
+        (5, 0, 5),
+        (-9, 3, -1),
+    ],
 )
 def test_rounding_divide_by_pot_rounds_half_away_from_zero(x, exponent, expected):
     assert int(intarith.rounding_divide_by_pot(np.int64(x), exponent)) == expected
@@ -78,7 +87,9 @@ def test_fixed_point_multiply_is_within_one_of_the_real_product():
 def test_ruy_and_reference_rounding_differ_on_ties(x, multiplier, expected_ruy, expected_reference):
     m, shift = multiplier
     assert int(intarith.multiply_by_quantized_multiplier_ruy(np.int64(x), m, shift)) == expected_ruy
-    assert int(intarith.multiply_by_quantized_multiplier(np.int64(x), m, shift)) == expected_reference
+    assert (
+        int(intarith.multiply_by_quantized_multiplier(np.int64(x), m, shift)) == expected_reference
+    )
 
 
 def test_double_rounding_by_hand():

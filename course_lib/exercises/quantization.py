@@ -67,19 +67,26 @@ def my_dequantize(q, scale, zero_point):
             if q.dtype != np.int8:
                 raise Incorrect(f"my_quantize should return np.int8 values, got {q.dtype}")
             if q.shape != expected.shape or not np.array_equal(q, expected):
-                wrong = np.flatnonzero(q.ravel() != expected.ravel())[:3] if q.shape == expected.shape else [0]
+                wrong = (
+                    np.flatnonzero(q.ravel() != expected.ravel())[:3]
+                    if q.shape == expected.shape
+                    else [0]
+                )
                 i = int(wrong[0])
                 raise Incorrect(
                     f"my_quantize(x, scale={scale}, zero_point={zero_point}) gave {q.ravel()[i]} "
                     f"for x = {x[i]:g} (x / scale = {x[i] / scale:g}), expected {expected[i]}: "
                     "round to nearest (ties as np.round), add the zero point, clip"
                 )
-        x, scale, zero_point = cases[1]
-        q = _expected_quantize(x, scale, zero_point)
-        back = np.asarray(call_learner(my_dequantize, q, scale, zero_point), dtype=np.float64)
-        expected_back = (q.astype(np.float64) - zero_point) * scale
-        if back.shape != expected_back.shape or not np.allclose(back, expected_back, atol=1e-6):
-            raise Incorrect("my_dequantize is not (q - zero_point) * scale on fresh values")
+        for x, scale, zero_point in cases:  # q reaches -128: int8 arithmetic would wrap
+            q = _expected_quantize(x, scale, zero_point)
+            back = np.asarray(call_learner(my_dequantize, q, scale, zero_point), dtype=np.float64)
+            expected_back = (q.astype(np.float64) - zero_point) * scale
+            if back.shape != expected_back.shape or not np.allclose(back, expected_back, atol=1e-6):
+                raise Incorrect(
+                    f"my_dequantize(q, scale={scale}, zero_point={zero_point}) is not "
+                    "(q - zero_point) * scale on fresh values (widen q before subtracting)"
+                )
         return "np.round sends 2.5 to 2 and 3.5 to 4 (ties to even); floor would give 2 and 3."
 
 
@@ -135,7 +142,9 @@ def _checker_model() -> tuple[keras.Model, np.ndarray]:
             keras.layers.Dense(10, activation="softmax", name="out"),
         ]
     )
-    model.set_weights([rng.normal(0, 0.3, size=w.shape).astype("float32") for w in model.get_weights()])
+    model.set_weights(
+        [rng.normal(0, 0.3, size=w.shape).astype("float32") for w in model.get_weights()]
+    )
     images = rng.uniform(0, 1, size=(60, 10, 10, 1)).astype("float32")
     return model, images
 
@@ -175,7 +184,9 @@ def convert_int8_with_fallback(model, images):
         model, images = _checker_model()
         content = call_learner(convert_int8_with_fallback, model, images)
         if not isinstance(content, (bytes, bytearray)):
-            raise Incorrect(f"return the .tflite bytes of converter.convert(), got {type(content).__name__}")
+            raise Incorrect(
+                f"return the .tflite bytes of converter.convert(), got {type(content).__name__}"
+            )
         interpreter = Interpreter(
             model_content=bytes(content),
             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
@@ -190,7 +201,9 @@ def convert_int8_with_fallback(model, images):
         ops = interpreter._get_ops_details()
         names = [op["op_name"] for op in ops]
         dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
-        fc_inputs = [dtypes[int(op["inputs"][0])] for op in ops if op["op_name"] == "FULLY_CONNECTED"]
+        fc_inputs = [
+            dtypes[int(op["inputs"][0])] for op in ops if op["op_name"] == "FULLY_CONNECTED"
+        ]
         if "SIN" not in names:
             raise Incorrect(f"the converted file has no SIN op: {names}")
         if len(fc_inputs) != 2 or any(d != np.int8 for d in fc_inputs):
@@ -205,7 +218,9 @@ def convert_int8_with_fallback(model, images):
             interpreter.set_tensor(inp["index"], image[None])
             interpreter.invoke()
             predictions.append(int(interpreter.get_tensor(out["index"])[0].argmax()))
-        agreement = float(np.mean(np.array(predictions) == model.predict(fresh, verbose=0).argmax(-1)))
+        agreement = float(
+            np.mean(np.array(predictions) == model.predict(fresh, verbose=0).argmax(-1))
+        )
         if agreement < 0.9:
             raise Incorrect(f"the .tflite agrees with the Keras model on only {agreement:.0%}")
         return (
