@@ -96,6 +96,9 @@ def convert(
 ) -> bytes:
     """Convert a Keras model to a .tflite flatbuffer.
 
+    Shown in 03_quantization, whose reference cells set each kind's converter options by hand
+    (``optimizations``, ``representative_dataset``, ``target_spec``, inference types).
+
     Args:
         model: a tf_keras model (strip pruning wrappers first).
         kind: one of ``CONVERSIONS``.
