@@ -2,7 +2,8 @@
 the TFLite converter actually chose.
 
 Introduced in 03_quantization. NumPy for the arithmetic; the LiteRT interpreter to read a
-.tflite file's quantization parameters.
+.tflite file's quantization parameters. The integer-only arithmetic of a whole int8 layer is in
+:mod:`course_lib.intarith`.
 
 Affine (asymmetric) quantization maps a real range ``[min, max]`` onto the integers
 ``[qmin, qmax]``::
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from course_lib import config
 from course_lib.compat import keras, tfmot
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
@@ -224,14 +226,28 @@ def quantization_aware_model(
     epochs: int = 1,
     learning_rate: float = 1e-4,
     name: str = "qat",
+    seed: int = config.SEED,
 ) -> CachedModel:
     """Fine-tune ``base`` with tfmot's fake quantization (QAT); cached like every model.
 
-    ``tfmot.quantization.keras.quantize_model`` inserts fake-quant operations that round
-    weights and activations to int8 in the forward pass while gradients flow as if they did
-    not (the straight-through estimator), so the model learns weights that survive int8.
+    Shown in 03_quantization, whose reference cell does the same with
+    ``tfmot.quantization.keras.quantize_model``, ``compile`` and ``fit``.
+
+    ``quantize_model`` inserts fake-quant operations that round weights and activations to
+    int8 in the forward pass while gradients flow as if they did not (the straight-through
+    estimator), so the weights move to values that survive int8. The activation ranges are
+    not learned by gradient: each wrapper tracks them as exponential moving averages of the
+    batch minimum and maximum during training (weights use their current min and max).
     Convert the result with ``tflite.convert(model, "int8")``; no calibration data is
-    needed, because the ranges were learned.
+    needed, because the ranges are stored in the model.
+
+    Args:
+        base: the trained float model (from :func:`course_lib.training.train_baseline`).
+        data: the dataset to fine-tune on (``data.x_train``).
+        epochs, learning_rate: the fine-tune's settings.
+        name: a prefix of the cached file's name.
+        seed: seeds the shuffling order of the fine-tune (repeat with several seeds to see
+            the spread); part of the cache key.
 
     Only the weights are cached (tfmot's quantization wrappers do not reload from a
     ``.keras`` file), and loaded into a freshly wrapped copy of ``base``.
@@ -243,13 +259,15 @@ def quantization_aware_model(
     def create() -> tuple[keras.Model, dict[str, Any]]:
         model = compile_model(rebuild(), learning_rate)
         start = time.perf_counter()
-        history = fit(model, data, TrainConfig(epochs=epochs, learning_rate=learning_rate))
+        cfg = TrainConfig(epochs=epochs, learning_rate=learning_rate, seed=seed)
+        history = fit(model, data, cfg)
         return model, {"history": history, "train_seconds": time.perf_counter() - start}
 
     key = {
         "base": base.path.stem,
         "epochs": epochs,
         "learning_rate": learning_rate,
+        "seed": seed,
         **data_identity(data),
     }
     return cached_model(f"{name}-{base.path.stem}", key, create, rebuild=rebuild)

@@ -108,7 +108,8 @@ def convert(
     """Convert a Keras model to a .tflite flatbuffer.
 
     Shown in 01_baseline (the plain ``TFLiteConverter.from_keras_model`` call, float32) and
-    03_quantization (the settings of the other kinds).
+    03_quantization, whose reference cells set each kind's converter options by hand
+    (``optimizations``, ``representative_dataset``, ``target_spec``, inference types).
 
     Args:
         model: a tf_keras model (strip pruning wrappers first).

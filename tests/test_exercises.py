@@ -20,7 +20,6 @@ from course_lib.exercises import (
     expect_number,
 )
 from course_lib.exercises import mixed_precision as mp_ex
-from course_lib.exercises import quantization as quant_ex
 from course_lib.exercises import summary as summary_ex
 
 
@@ -103,25 +102,6 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
 @pytest.mark.parametrize(
     "problem,answer,reason",
     [
-        (
-            quant_ex.q1,
-            {
-                "my_quantize": lambda x, s, z: np.round(x / s + z).astype(np.int8),
-                "my_dequantize": lambda q, s, z: q * s,
-            },
-            "clip",
-        ),
-        (
-            quant_ex.q1,
-            {
-                "my_quantize": lambda x, s, z: (x / s + z).astype(np.float32),
-                "my_dequantize": lambda q, s, z: q * s,
-            },
-            "int8",
-        ),
-        (quant_ex.q2, {"scale_answer": 4 / 256, "zero_point_answer": -64}, "255 steps"),
-        (quant_ex.q2, {"scale_answer": 4 / 255, "zero_point_answer": 0}, "not right"),
-        (quant_ex.q3, {"answer": "b"}, "dynamic range"),
         (mp_ex.q1, {"overflowing": [6e4, 6.6e4, 1e5, 3e38]}, "below float16's maximum"),
         (mp_ex.q1, {"overflowing": [1e5]}, "not the set"),
         (mp_ex.q2, {"loss_scale": 1000}, "not a power of two"),
