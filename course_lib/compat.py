@@ -18,9 +18,12 @@ deep inside tfmot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 
 LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
@@ -49,12 +52,50 @@ def _select_legacy_keras() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+IMPORT_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "Unable to register cu",  # cuDNN/cuFFT/cuBLAS factory registration on CPU-only machines
+    "computation placer already registered",
+    "TF-TRT Warning",
+)
+"""Start-up lines TensorFlow's C++ code writes to file descriptor 2 when it is imported."""
+
+
+@contextlib.contextmanager
+def _without_import_noise() -> Iterator[None]:
+    """Hold back fd-2 output while TensorFlow loads; pass on every line but its start-up noise.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot stop the lines absl prints before it is initialised, and
+    C++ writes them below Python's ``sys.stderr``. Any other line (a real error) still shows.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (some embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not any(noise in line for noise in IMPORT_NOISE):
+                    os.write(2, line.encode("utf-8"))
+
+
 _select_legacy_keras()
 
-import tensorflow as tf  # noqa: E402  (must come after _select_legacy_keras)
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
+with _without_import_noise():
+    import tensorflow as tf  # noqa: E402  (must come after _select_legacy_keras)
+    import tensorflow_model_optimization as tfmot  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+    from absl import logging as absl_logging  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # Python-side TensorFlow warnings (deprecations, retracing)
 absl_logging.set_verbosity(absl_logging.ERROR)  # e.g. optimizer state skipped when loading

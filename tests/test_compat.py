@@ -59,3 +59,22 @@ def test_set_seeds_repeats_random_draws():
 def test_set_seeds_rejects_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed"):
         compat.set_seeds(seed)
+
+
+def test_import_noise_is_held_back_and_real_lines_pass(capfd):
+    with compat._without_import_noise():
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see...\n")
+        os.write(2, b"E0000 something really failed\n")
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "something really failed" in err
+
+
+def test_importing_course_lib_prints_no_cpp_start_up_lines():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import course_lib"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not any(noise in proc.stderr for noise in ("oneDNN", "cuda drivers", "absl")), (
+        proc.stderr
+    )
