@@ -33,14 +33,14 @@ def setup(
     Introduced in 00_setup_and_tour; every notebook's ``## Setup`` cell calls it.
 
     Args:
-        notebook: the calling notebook's stem (e.g. ``"01_baseline"``); when given, its
-            measured run times are printed.
+        notebook: the calling notebook's stem (e.g. ``"01_baseline"``), named in the header.
+            Run times are not printed here: a notebook's stored outputs would always show
+            the previous run's; the README's course map has the measured ones.
         seed: the seed for Python, NumPy and TensorFlow.
         deterministic: enable TensorFlow op determinism (same seed -> same weights).
-        verbose: print the mode, the package versions and (with ``notebook``) the
-            notebook's measured run times.
+        verbose: print the mode and the package versions.
     """
-    from course_lib import plots, report
+    from course_lib import plots
 
     compat.set_seeds(seed, deterministic=deterministic)
     plots.use_course_style()
@@ -53,4 +53,4 @@ def setup(
             f"LiteRT {info['litert']} | seed {seed}"
         )
         if notebook:
-            print(report.notebook_time(notebook))
+            print(f"notebook {notebook}: run times are in the README's course map")

@@ -277,16 +277,27 @@ class LatencyStats:
     min_us: float
     runs: int
     threads: int
+    p25_us: float = float("nan")
+    p75_us: float = float("nan")
+    rounds: int = 1
+
+    @property
+    def iqr_us(self) -> list[float]:
+        """The interquartile range ``[25th, 75th percentile]``: the spread of the timings."""
+        return [round(self.p25_us, 2), round(self.p75_us, 2)]
 
     def __str__(self) -> str:
         return (
-            f"median {self.median_us:,.1f} µs, p90 {self.p90_us:,.1f} µs "
-            f"({self.runs} runs, {self.threads} thread{'s' * (self.threads != 1)})"
+            f"median {self.median_us:,.1f} µs (IQR {self.p25_us:,.1f}-{self.p75_us:,.1f}), "
+            f"p90 {self.p90_us:,.1f} µs ({self.runs} runs in {self.rounds} "
+            f"round{'s' * (self.rounds != 1)}, {self.threads} thread{'s' * (self.threads != 1)})"
         )
 
 
-def summarize_times(times_us: list[float], threads: int = 1) -> LatencyStats:
-    """Summarise raw timings (microseconds) as median, 90th percentile, mean and minimum.
+def summarize_times(times_us: list[float], threads: int = 1, rounds: int = 1) -> LatencyStats:
+    """Summarise raw timings (microseconds): median, quartiles, 90th percentile, mean, minimum.
+
+    Quartiles use linear interpolation between order statistics (NumPy's default).
 
     Raises:
         ValueError: fewer than 2 timings.
@@ -295,6 +306,7 @@ def summarize_times(times_us: list[float], threads: int = 1) -> LatencyStats:
         raise ValueError(f"need at least 2 timings, got {len(times_us)}")
     ordered = sorted(times_us)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p25, p75 = np.percentile(ordered, [25, 75])
     return LatencyStats(
         median_us=statistics.median(ordered),
         p90_us=p90,
@@ -302,13 +314,24 @@ def summarize_times(times_us: list[float], threads: int = 1) -> LatencyStats:
         min_us=ordered[0],
         runs=len(ordered),
         threads=threads,
+        p25_us=float(p25),
+        p75_us=float(p75),
+        rounds=rounds,
     )
 
 
 def time_calls(
-    fn: Callable[[], object], warmup: int = 10, runs: int = 100, threads: int = 1
+    fn: Callable[[], object],
+    warmup: int = 10,
+    runs: int = 100,
+    threads: int = 1,
+    rounds: int = 1,
 ) -> LatencyStats:
     """Call ``fn()`` ``warmup`` times untimed, then ``runs`` times timed; summarise.
+
+    With ``rounds`` > 1 the ``runs`` timed calls are split into that many rounds, each after
+    its own warm-up, and pooled: the spread then includes round-to-round drift (other
+    processes, frequency changes), not only call-to-call jitter.
 
     Introduced in 01_baseline, where it times ``model.predict``, ``model(x)`` and a LiteRT
     ``invoke()`` on one image.
@@ -318,17 +341,22 @@ def time_calls(
         warmup: untimed calls first (tracing, caches, memory allocation).
         runs: timed calls (at least 2).
         threads: recorded in the result; set it to what ``fn`` uses.
+        rounds: measurement rounds (at least 1, at most ``runs // 2``).
 
     Raises:
-        ValueError: ``runs`` < 2 or ``warmup`` < 0.
+        ValueError: ``runs`` < 2, ``warmup`` < 0, or an impossible number of rounds.
     """
     if runs < 2 or warmup < 0:
         raise ValueError(f"need runs >= 2 and warmup >= 0, got {runs} and {warmup}")
-    for _ in range(warmup):
-        fn()
+    if not 1 <= rounds <= runs // 2:
+        raise ValueError(f"rounds must be in [1, runs // 2 = {runs // 2}], got {rounds}")
     times = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        fn()
-        times.append((time.perf_counter_ns() - start) / 1000.0)
-    return summarize_times(times, threads)
+    per_round = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
+    for count in per_round:
+        for _ in range(warmup):
+            fn()
+        for _ in range(count):
+            start = time.perf_counter_ns()
+            fn()
+            times.append((time.perf_counter_ns() - start) / 1000.0)
+    return summarize_times(times, threads, rounds)

@@ -54,6 +54,10 @@ class Result:
         tflite_bytes: size of the .tflite file.
         tflite_gzip_bytes: its size after gzip level 9.
         latency_us: median single-image LiteRT ``invoke()`` time, 1 thread, after warm-up.
+        accuracy_ci95: Wilson 95 % interval ``[low, high]`` of ``accuracy`` on the test images
+            (see :mod:`course_lib.stats`); None only for a record built by hand.
+        latency_iqr_us: ``[25th, 75th percentile]`` of the timed ``invoke()`` calls, pooled
+            over several measurement rounds; None only for a record built by hand.
         baseline: the variant this one is compared against (None for a baseline).
         extra: chapter-specific fields (``sparsity``, ``pipeline``, ``policy``...), written
             at the top level of the JSON record.
@@ -69,6 +73,8 @@ class Result:
     tflite_bytes: int
     tflite_gzip_bytes: int
     latency_us: float
+    accuracy_ci95: list[float] | None = None
+    latency_iqr_us: list[float] | None = None
     baseline: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -84,6 +90,21 @@ class Result:
             raise ValueError(
                 f"nonzero_params ({self.nonzero_params}) exceeds params ({self.params})"
             )
+        for name, low_ok in (("accuracy_ci95", 0.0), ("latency_iqr_us", 0.0)):
+            pair = getattr(self, name)
+            if pair is None:
+                continue
+            if len(pair) != 2 or not low_ok <= pair[0] <= pair[1]:
+                raise ValueError(
+                    f"{name} must be [low, high] with {low_ok} <= low <= high, got {pair}"
+                )
+            setattr(self, name, [float(pair[0]), float(pair[1])])
+        if self.accuracy_ci95 is not None and not (
+            self.accuracy_ci95[0] - 1e-4 <= self.accuracy <= self.accuracy_ci95[1] + 1e-4
+        ):
+            raise ValueError(
+                f"accuracy {self.accuracy} lies outside its interval {self.accuracy_ci95}"
+            )
         clash = set(self.extra) & {f.name for f in fields(self)}
         if clash:
             raise ValueError(f"extra fields {sorted(clash)} clash with Result's own fields")
@@ -93,7 +114,9 @@ class Result:
         record: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "extra" or (f.name == "baseline" and value is None):
+            if f.name == "extra" or (
+                f.name in ("baseline", "accuracy_ci95", "latency_iqr_us") and value is None
+            ):
                 continue
             record[f.name] = value
         record.update(self.extra)
@@ -107,7 +130,7 @@ class Result:
             ValueError: a required field is missing.
         """
         own = {f.name for f in fields(cls)} - {"extra"}
-        required = own - {"baseline"}
+        required = own - {"baseline", "accuracy_ci95", "latency_iqr_us"}
         missing = sorted(required - set(record))
         if missing:
             raise ValueError(f"result record lacks the fields {missing}")
@@ -236,6 +259,12 @@ def write_results(
             raise ValueError(
                 f"variant {r.variant!r} names baseline {r.baseline!r}, which is not in this file"
             )
+    unspread = [r.variant for r in results if r.accuracy_ci95 is None or r.latency_iqr_us is None]
+    if unspread:
+        raise ValueError(
+            f"rows {unspread} lack accuracy_ci95 / latency_iqr_us: no number without its spread "
+            "(measure variants with course_lib.variants.measure_tflite, which fills both)"
+        )
     dataset = _dataset_of(results, dataset)
     payload = {
         "notebook": notebook,

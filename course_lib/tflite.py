@@ -353,10 +353,23 @@ class LiteModel:
         """
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        predictions = self.predict(x).argmax(axis=-1)
-        return float(np.mean(predictions == np.asarray(y)))
+        return float(np.mean(self.correct(x, y)))
 
-    def latency(self, x: np.ndarray, warmup: int = 30, runs: int = 300) -> LatencyStats:
+    def correct(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return per-image right (True) / wrong (False), one image per ``invoke()``.
+
+        Two models' arrays on the same images feed :func:`course_lib.stats.mcnemar`.
+
+        Raises:
+            ValueError: lengths differ, or input of the wrong shape or dtype.
+        """
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        return self.predict(x).argmax(axis=-1) == np.asarray(y)
+
+    def latency(
+        self, x: np.ndarray, warmup: int = 30, runs: int = 300, rounds: int = 1
+    ) -> LatencyStats:
         """Time single-image ``invoke()`` calls (after warm-up) and summarise them.
 
         Only ``invoke()`` is timed: setting the input and reading the output are not.
@@ -364,12 +377,16 @@ class LiteModel:
         Args:
             x: one image with a batch axis, shape ``(1, H, W, C)``; a longer batch uses its
                 first image.
-            warmup: untimed calls first (caches, XNNPACK packing).
-            runs: timed calls.
+            warmup: untimed calls first (caches, XNNPACK packing), in every round.
+            runs: timed calls in all.
+            rounds: measurement rounds the timed calls are split into (see
+                :func:`course_lib.measure.time_calls`).
 
         Raises:
             ValueError: ``runs`` < 2, or input of the wrong shape or dtype.
         """
         q = self.prepare_input(x)[:1]
         self.interpreter.set_tensor(self._input["index"], q)
-        return time_calls(self.interpreter.invoke, warmup, runs, threads=self.num_threads)
+        return time_calls(
+            self.interpreter.invoke, warmup, runs, threads=self.num_threads, rounds=rounds
+        )

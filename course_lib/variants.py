@@ -17,7 +17,11 @@ from course_lib.compat import keras
 from course_lib.data import Dataset
 from course_lib.measure import count_macs, count_nonzero, count_params, gzip_size
 from course_lib.report import Result
+from course_lib.stats import accuracy_ci95
 from course_lib.tflite import LiteModel, convert, save_tflite
+
+LATENCY_ROUNDS = 5
+"""Latency is measured in this many rounds, each after its own warm-up, and pooled."""
 
 
 def latency_runs() -> int:
@@ -49,7 +53,10 @@ def measure_tflite(
     nonzero_params: int | None = None,
     **extra: Any,
 ) -> Result:
-    """Measure a .tflite: save it, then size, gzip size, accuracy and latency.
+    """Measure a .tflite: save it, then size, gzip size, accuracy and latency, with spreads.
+
+    The Result carries the accuracy's Wilson 95 % interval (``accuracy_ci95``) and the
+    latency's interquartile range over ``LATENCY_ROUNDS`` rounds (``latency_iqr_us``).
 
     Args:
         content: the .tflite bytes.
@@ -67,7 +74,7 @@ def measure_tflite(
     path = save_tflite(content, tflite_path(variant, folder, dataset=data.name))
     lite = LiteModel(content, num_threads=threads)
     accuracy = lite.evaluate(data.x_test, data.y_test)
-    stats = lite.latency(data.x_test[:1], warmup=50, runs=latency_runs())
+    stats = lite.latency(data.x_test[:1], warmup=50, runs=latency_runs(), rounds=LATENCY_ROUNDS)
     return Result(
         variant=variant,
         model=model_name,
@@ -79,11 +86,14 @@ def measure_tflite(
         tflite_bytes=len(content),
         tflite_gzip_bytes=gzip_size(content),
         latency_us=round(stats.median_us, 2),
+        accuracy_ci95=accuracy_ci95(accuracy, len(data.y_test)),
+        latency_iqr_us=stats.iqr_us,
         baseline=baseline,
         extra={
             "latency_p90_us": round(stats.p90_us, 2),
             "tflite_file": path.name,
             "dataset": data.name,
+            "test_images": len(data.y_test),
             **extra,
         },
     )

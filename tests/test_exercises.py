@@ -62,8 +62,8 @@ def test_check_reads_the_callers_globals():
 
 def test_hint_and_solution_render():
     q = Double()
-    assert "multiply" in repr(q.hint())
-    assert "```python" in q.solution()._repr_markdown_()
+    assert "multiply" in repr(q.hint_block())
+    assert "```python" in q.solution_block()._repr_markdown_()
 
 
 def test_helpers():

@@ -21,8 +21,14 @@ def make_result(variant="baseline_float32", **overrides) -> report.Result:
         tflite_bytes=4000,
         tflite_gzip_bytes=3600,
         latency_us=20.0,
+        latency_iqr_us=[19.5, 20.6],
     )
     fields.update(overrides)
+    if "accuracy_ci95" not in fields:  # a plausible interval around the accuracy
+        fields["accuracy_ci95"] = [
+            max(0.0, fields["accuracy"] - 0.003),
+            min(1.0, fields["accuracy"] + 0.003),
+        ]
     return report.Result(**fields)
 
 

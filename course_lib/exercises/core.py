@@ -9,10 +9,13 @@ raises, so a notebook with blank exercises still runs top to bottom (and passes 
 from __future__ import annotations
 
 import html
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 class _Blank:
@@ -124,13 +127,61 @@ class Problem:
             return CheckResult("incorrect", reason)
         return CheckResult("correct", message or "")
 
-    def hint(self) -> Text:
-        """Return a hint (shown in the notebook)."""
+    def hint_block(self) -> Text:
+        """Return the hint as a :class:`Text` (what :meth:`hint` shows)."""
         return Text("Hint", self.hint_text)
 
-    def solution(self) -> Text:
-        """Return the solution as code (shown in the notebook)."""
+    def solution_block(self) -> Text:
+        """Return the solution as a code :class:`Text` (what :meth:`solution` shows)."""
         return Text("Solution", self.solution_code.strip(), code=True)
+
+    def hint(self) -> None:
+        """Show a hint. It displays itself, so ``q.hint(); q.solution()`` shows both."""
+        show(self.hint_block())
+
+    def solution(self) -> None:
+        """Show the solution as code (displays itself, like :meth:`hint`)."""
+        show(self.solution_block())
+
+
+def show(text: Text) -> None:
+    """Display a :class:`Text` as Markdown in a notebook, or print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # plain Python without IPython
+        print(repr(text))
+        return
+    if get_ipython() is None:
+        print(repr(text))
+    else:
+        display(Markdown(text._repr_markdown_()))
+
+
+class MultipleChoice(Problem):
+    """A multiple-choice problem: the learner sets one variable to one of ``choices``.
+
+    Subclasses set ``variable``, ``choices`` (choice -> feedback shown when that wrong choice
+    is picked), ``answer`` and optionally ``correct_message``. Answers are compared without
+    regard to case or surrounding spaces (``" B "`` is ``"b"``).
+    """
+
+    variable: str = "answer"
+    choices: dict[str, str] = {}
+    answer: str = ""
+    correct_message: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.variables = (cls.variable,)
+        if cls.choices and cls.answer.lower() not in {c.lower() for c in cls.choices}:
+            raise TypeError(f"{cls.__name__}: answer {cls.answer!r} is not one of its choices")
+        if not cls.solution_code and cls.answer:
+            cls.solution_code = f"{cls.variable} = {cls.answer!r}"
+
+    def _check(self, **values: Any) -> str:
+        expect_choice(self.variable, values[self.variable], self.choices, self.answer)
+        return self.correct_message
 
 
 def call_learner(function: Callable[..., Any], *args: Any) -> Any:
@@ -151,25 +202,65 @@ def call_learner(function: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def expect_number(name: str, value: Any, expected: float, rel: float = 0.0) -> None:
-    """Check a numeric answer (within relative tolerance ``rel``).
+def as_number(name: str, value: Any) -> float:
+    """Return a learner's numeric answer as a float, or say why it is not one.
+
+    Accepts Python ``int`` / ``float``, NumPy integer and floating scalars (``np.int64``
+    from ``np.prod``, ``np.float32`` scales) and arrays holding exactly one number.
 
     Raises:
-        Incorrect: not a number, or too far from the expected value.
+        Incorrect: a bool, a string, ``None``, an array of several numbers, NaN or infinity.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)):
+        raise Incorrect(f"`{name}` should be a number, got a bool ({value})")
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise Incorrect(f"`{name}` should be one number, got an array of shape {value.shape}")
+        value = value.reshape(()).item()
+        if isinstance(value, bool):
+            raise Incorrect(f"`{name}` should be a number, got a bool ({value})")
+    if not isinstance(value, (int, float, np.integer, np.floating)):
         raise Incorrect(f"`{name}` should be a number, got {type(value).__name__}")
-    if abs(value - expected) > rel * abs(expected):
-        raise Incorrect(f"`{name}` = {value:,} is not right")
+    number = float(value)
+    if math.isnan(number):
+        raise Incorrect(f"`{name}` is NaN (not a number): check for a division by zero")
+    if math.isinf(number):
+        raise Incorrect(f"`{name}` is infinite: check for a division by zero")
+    return number
+
+
+def expect_number(
+    name: str, value: Any, expected: float, rel: float = 0.0, abs_tol: float = 0.0
+) -> float:
+    """Check a numeric answer: within ``rel`` (relative) or ``abs_tol`` (absolute) of ``expected``.
+
+    Returns:
+        The answer as a float.
+
+    Raises:
+        Incorrect: not a finite number (see :func:`as_number`), or too far from ``expected``.
+    """
+    number = as_number(name, value)
+    if abs(number - expected) > max(rel * abs(expected), abs_tol):
+        raise Incorrect(f"`{name}` = {number:,.6g} is not right")
+    return number
+
+
+def _norm(choice: Any) -> Any:
+    return choice.strip().lower() if isinstance(choice, str) else choice
 
 
 def expect_choice(name: str, value: Any, choices: dict[str, str], answer: str) -> None:
     """Check a multiple-choice answer given as one of the ``choices`` keys.
 
+    Case and surrounding spaces are ignored: ``"B"``, ``" b "`` and ``"b"`` are the same.
+
     Raises:
         Incorrect: not one of the choices, or the wrong one (with that choice's feedback).
     """
-    if value not in choices:
+    keys = {_norm(c): c for c in choices}
+    picked = keys.get(_norm(value)) if isinstance(value, str) else None
+    if picked is None:
         raise Incorrect(f"`{name}` must be one of {', '.join(repr(c) for c in choices)}")
-    if value != answer:
-        raise Incorrect(choices[value])
+    if _norm(picked) != _norm(answer):
+        raise Incorrect(choices[picked] or f"{picked!r} is not the best answer")
