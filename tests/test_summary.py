@@ -9,7 +9,14 @@ import pytest
 
 from course_lib import config, guide, report, stats, summary
 
-from .test_report import make_result
+from .test_report import make_result as _make_result
+
+
+def make_result(variant="baseline_float32", **overrides):
+    """A Result whose latency spread brackets its own latency (±3 %)."""
+    latency = overrides.get("latency_us", 20.0)
+    overrides.setdefault("latency_iqr_us", [0.97 * latency, 1.03 * latency])
+    return _make_result(variant, **overrides)
 
 
 def _write(tmp_root, seed_comparisons=None):
@@ -91,26 +98,29 @@ def test_entries_pair_each_variant_with_its_baseline(tmp_root):
 
 
 def test_accuracy_interval_prefers_the_stored_one_and_falls_back_to_wilson():
-    stored = make_result(extra={"accuracy_ci95": [0.5, 0.6]})
+    stored = make_result(accuracy=0.55, accuracy_ci95=[0.5, 0.6])
     assert summary.accuracy_interval(stored) == (0.5, 0.6)
-    low, high = summary.accuracy_interval(make_result(accuracy=0.98))  # 9,800 of 10,000
+    low, high = summary.accuracy_interval(make_result(accuracy=0.98, accuracy_ci95=None))
     # normal approximation, close to Wilson at n = 10,000: 1.96 * sqrt(.98 * .02 / 1e4)
     assert (high - low) / 2 == pytest.approx(1.96 * math.sqrt(0.98 * 0.02 / 1e4), rel=0.01)
     assert low < 0.98 < high
     low_small, high_small = summary.accuracy_interval(
-        make_result(accuracy=0.98, extra={"test_images": 1_000})
+        make_result(accuracy=0.98, accuracy_ci95=None, extra={"test_images": 1_000})
     )
     assert high_small - low_small > 3 * (high - low)  # 10x fewer images: sqrt(10)x wider
 
 
 def test_ties_are_overlapping_intervals():
-    a, b, c = (make_result(accuracy=v) for v in (0.98, 0.979, 0.97))
-    assert summary.accuracy_tie(a, b) and summary.accuracy_tie(b, a)
+    a, b, c = (make_result(accuracy=v, accuracy_ci95=None) for v in (0.98, 0.979, 0.97))
+    assert summary.accuracy_tie(a, b) and summary.accuracy_tie(b, a)  # Wilson, 10,000 images
     assert not summary.accuracy_tie(a, c)
-    assert summary.latency_tie(a, b) is None  # no spread recorded
-    fast = make_result(extra={"latency_iqr_us": [1.0, 2.0]})
-    close = make_result(extra={"latency_iqr_us": [1.9, 3.0]})
-    slow = make_result(extra={"latency_iqr_us": [2.1, 3.0]})
+    narrow = make_result(accuracy=0.983, accuracy_ci95=[0.9825, 0.9835])  # the stored one counts
+    assert summary.accuracy_tie(make_result(accuracy=0.983, accuracy_ci95=None), b)
+    assert not summary.accuracy_tie(narrow, b)
+    assert summary.latency_tie(a, make_result(latency_iqr_us=None)) is None  # no spread
+    fast = make_result(latency_iqr_us=[1.0, 2.0])
+    close = make_result(latency_iqr_us=[1.9, 3.0])
+    slow = make_result(latency_iqr_us=[2.1, 3.0])
     assert summary.latency_tie(fast, close) is True
     assert summary.latency_tie(fast, slow) is False
 
@@ -135,12 +145,12 @@ def test_ties_with_the_best(tmp_root):
     tied = {e.result.variant for e in summary.ties(task, "most_accurate")}
     assert tied == {"small", "small_sparse_format", "tiny_int8"}  # not "broken"
     assert summary.ties(task, "smallest") == []
-    assert summary.ties(task, "fastest") is None  # the rows carry no latency spread
+    assert summary.ties(task, "fastest") == []  # 2.0 µs ± 3 % overlaps no other latency
     table = summary.best_table(summary.course_entries())
     rows = {row[0]: row for row in table.rows}
     assert rows["most accurate"][-1].startswith("tie with 3: small")
     assert rows["most accurate"][3].startswith("98.00 [")
-    assert rows["fastest, within 0.3 points"][-1].startswith("unknown")
+    assert rows["fastest, within 0.3 points"][-1] == "none: significantly ahead"
 
 
 def test_front_marks_members_that_are_not_significantly_more_accurate():

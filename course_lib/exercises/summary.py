@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from course_lib.exercises.core import Incorrect, Problem, call_learner, expect_choice
+from course_lib.exercises.core import Incorrect, MultipleChoice, Problem, call_learner
 from course_lib.report import Result
 from course_lib.summary import Entry
 
@@ -83,10 +83,27 @@ def my_pareto_front(sizes, accuracies):
 
 
 def _entry(variant: str, accuracy: float, raw: int, gzip: int, int8: bool) -> Entry:
-    base = Result("base", "m", "none", 0.98, 100, 100, 10, 800_000, 700_000, 20.0)
-    extra = {"conversion": "int8" if int8 else "float32"}
-    result = Result(variant, "m", "quantization", accuracy, 100, 100, 10, raw, gzip, 5.0, "base")
-    result.extra.update(extra)
+    common = {"model": "m", "params": 100, "nonzero_params": 100, "macs": 10}
+    base = Result(
+        variant="base",
+        technique="none",
+        accuracy=0.98,
+        tflite_bytes=800_000,
+        tflite_gzip_bytes=700_000,
+        latency_us=20.0,
+        **common,
+    )
+    result = Result(
+        variant=variant,
+        technique="quantization",
+        accuracy=accuracy,
+        tflite_bytes=raw,
+        tflite_gzip_bytes=gzip,
+        latency_us=5.0,
+        baseline="base",
+        **common,
+        extra={"conversion": "int8" if int8 else "float32"},
+    )
     return Entry("xx", result, base)
 
 
@@ -147,27 +164,23 @@ def flash_candidates(entries, flash_bytes):
         return "right on three flash sizes, with decoys for gzip, float and accuracy."
 
 
-class SparseFormatOnDevice(Problem):
+class SparseFormatOnDevice(MultipleChoice):
     """What keeps a pruned model from saving memory on a microcontroller?"""
 
-    variables = ("answer",)
+    variable = "answer"
     hint_text = (
         "Chapter 02 stored a pruned model in the converter's sparse format at a fraction of "
         "the dense size. What does the runtime do with a sparse tensor that its kernel "
         "cannot read?"
     )
-    solution_code = 'answer = "b"'
     choices = {
         "a": "No: the zeros are exact; quantization keeps them at the zero point.",
         "b": "",
         "c": "No: chapter 02 measured the sparse format at a fraction of the dense file.",
         "d": "No: sparsity does not change the accuracy; pruning had already cost what it cost.",
     }
-
-    def _check(self, answer: Any) -> str:
-        value = answer.strip().lower() if isinstance(answer, str) else answer
-        expect_choice("answer", value, self.choices, "b")
-        return "the file can shrink; RAM and speed need kernels that read the sparse format."
+    answer = "b"
+    correct_message = "the file can shrink; RAM and speed need kernels that read the format."
 
 
 q1 = ParetoFront()
