@@ -96,6 +96,11 @@ def _check_policy(policy: str) -> None:
 def policy_scope(policy: str, warn: bool = True) -> Iterator[keras.mixed_precision.Policy]:
     """Set Keras' global dtype policy for a block and ALWAYS restore the previous one.
 
+    Shown in 06_mixed_precision as ``set_global_policy`` in a ``try`` / ``finally``. Usage::
+
+        with policy_scope("mixed_bfloat16"):
+            model = build_model("seed_cnn")  # computes in bfloat16, variables float32
+
     Models built inside the block use the policy; the previous policy comes back even when
     the block raises, so a notebook that fails half-way does not leave later cells in mixed
     precision.
@@ -122,6 +127,9 @@ def policy_scope(policy: str, warn: bool = True) -> Iterator[keras.mixed_precisi
 
 def build_for_policy(model_name: str, policy: str) -> keras.Model:
     """Build a model under ``policy`` with its final softmax kept in float32.
+
+    Shown in 06_mixed_precision: its reference cell builds the seed CNN under
+    ``set_global_policy`` with an ``Activation("softmax", dtype="float32")`` at the end.
 
     Under ``mixed_float16`` a float16 softmax can round small probabilities to 0 and the
     loss to inf; the usual fix, applied here, is a separate float32 softmax layer.
