@@ -8,6 +8,7 @@ a difference inside its 95 % interval is written as a tie, never as better or wo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from course_lib.report import Result
 from course_lib.summary import (
@@ -165,8 +166,31 @@ def _technique_rows(inference: Sequence[Entry]) -> list[str]:
     return rows
 
 
-def faq(entries: Sequence[Entry]) -> str:
-    """Markdown: the seed article's three questions, answered in English and in Chinese."""
+def _seed_lines(comparisons: Sequence[dict[str, Any]]) -> list[str]:
+    if not comparisons:
+        return []
+    ties = [c for c in comparisons if not c["significant"]]
+    names = "; ".join(
+        f"{c['a']} vs {c['b']} ({c['notebook']}, {100 * c['mean_diff']:+.2f} points, "
+        f"p = {c['p_value']:.2g}, {'significant' if c['significant'] else 'tie'})"
+        for c in comparisons
+    )
+    return [
+        "",
+        f"Where a chapter repeated training with several seeds, {len(ties)} of "
+        f"{len(comparisons)} comparisons are ties (paired t-test, p ≥ 0.05): {names}.",
+        "",
+        f"中文：在用多个随机种子重复训练的 {len(comparisons)} 组比较中，{len(ties)} 组差异不显著"
+        "（配对 t 检验 p ≥ 0.05），即打平。",
+    ]
+
+
+def faq(entries: Sequence[Entry], comparisons: Sequence[dict[str, Any]] = ()) -> str:
+    """Markdown: the seed article's three questions, answered in English and in Chinese.
+
+    ``comparisons`` are the chapters' seed-repeated comparisons
+    (:func:`course_lib.summary.seed_comparisons`), quoted under the first question.
+    """
     task = [e for e in seed_task(entries) if not e.is_baseline]
     if not task:
         return "_No variants measured yet: run the chapters first._"
@@ -190,6 +214,7 @@ def faq(entries: Sequence[Entry]) -> str:
             f"{count['lower']} 个显著更差；"
             f"{within} 个与基线相差不超过 {TOLERANCE_POINTS} 个百分点。"
             "明显的下降来自删掉了模型需要的容量（如过度剪枝）。",
+            *_seed_lines(comparisons),
             "",
             "**2. How large is the effect?** (模型压缩与加速的效果如何？)",
             "Best measured for the deployed model, within the tolerance, per technique "

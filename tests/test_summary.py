@@ -195,6 +195,10 @@ def test_seed_comparisons_are_read_back_with_their_verdict(tmp_root):
     _write(tmp_root, seed_comparisons=[cmp.as_dict()])
     found = summary.seed_comparisons()
     assert [(c["notebook"], c["a"], c["b"]) for c in found] == [("02_pruning", "qat", "ptq")]
+    faq = guide.faq(summary.course_entries(), found)
+    verdict = "significant" if cmp.significant else "tie"
+    assert f"qat vs ptq (02_pruning, +0.20 points, p = {cmp.test.p_value:.2g}, {verdict})" in faq
+    assert "在用多个随机种子重复训练的 1 组比较中" in faq
     row = summary.seed_table(found).rows[0]
     assert row[1] == "qat vs ptq" and row[5] == "+0.20"
     assert row[-1] == ("significant" if cmp.significant else "tie")
