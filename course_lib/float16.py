@@ -63,12 +63,12 @@ def format_table() -> Table:
     return Table(
         [
             "format",
-            "sign + exponent + mantissa bits",
+            "sign+exp+mantissa",
             "largest",
-            "smallest normal",
-            "smallest subnormal",
-            "epsilon (1 to next)",
-            "decimal digits",
+            "min normal",
+            "min subnormal",
+            "epsilon",
+            "digits",
         ],
         rows,
     )
@@ -126,7 +126,7 @@ def float16_gradient_error(
                 "variable": variable.name.split(":")[0],
                 "shape": tuple(g32.shape),
                 "relative_error": error,
-                "lost": float(np.mean(g16[nonzero & finite] == 0)) if nonzero.any() else 0.0,
+                "lost": float(np.mean(g16[nonzero] == 0)) if nonzero.any() else 0.0,
                 "overflow": float(np.mean(~finite)),
                 "largest_scaled": float(np.abs(g32).max() * loss_scale),
             }
