@@ -10,8 +10,8 @@ the TensorFlow Model Optimization Toolkit needs, and then imports TensorFlow::
 Modules, lowest layer first (a module only imports modules of lower layers; see
 ``tests/test_layers.py``): ``config``, ``atomic``, ``stats`` -> ``compat`` (tf, keras, tfmot)
 -> ``data`` -> ``measure``, ``models`` -> ``training`` -> ``tflite`` -> ``system`` ->
-``report`` -> ``variants`` -> chapter modules -> ``deep_compression`` -> ``combined`` ->
-``plots`` -> ``exercises``;
+``report`` -> ``variants`` -> chapter modules -> ``deep_compression``, ``float16``,
+``guide`` -> ``combined`` -> ``plots`` -> ``exercises``;
 ``runner``, ``readme``, ``bench`` and ``quiet`` are the course's tools on top.
 """
 

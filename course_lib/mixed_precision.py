@@ -1,20 +1,22 @@
 """Mixed-precision training: number formats, a safe policy switch, gradients under float16,
 and throughput measured per policy.
 
-Introduced in 06_mixed_precision. A Keras *policy* sets two dtypes per layer: the
-*variable* dtype (weights stay float32 in every policy) and the *compute* dtype (float16
-or bfloat16 under ``mixed_float16`` / ``mixed_bfloat16``).
+Introduced in 06_mixed_precision, whose reference cells show ``set_global_policy``, the
+dtypes and ``LossScaleOptimizer`` in plain tf_keras. A Keras *policy* sets two dtypes per
+layer: the *variable* dtype (weights stay float32 in every policy) and the *compute* dtype
+(float16 or bfloat16 under ``mixed_float16`` / ``mixed_bfloat16``). The number formats and
+float16 gradients are in :mod:`course_lib.float16`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from course_lib import config, system
@@ -22,7 +24,7 @@ from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
 from course_lib.models import build_model, with_softmax
-from course_lib.report import Result, Table
+from course_lib.report import Result
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 from course_lib.variants import convert_and_measure
 
@@ -94,6 +96,11 @@ def _check_policy(policy: str) -> None:
 def policy_scope(policy: str, warn: bool = True) -> Iterator[keras.mixed_precision.Policy]:
     """Set Keras' global dtype policy for a block and ALWAYS restore the previous one.
 
+    Shown in 06_mixed_precision as ``set_global_policy`` in a ``try`` / ``finally``. Usage::
+
+        with policy_scope("mixed_bfloat16"):
+            model = build_model("seed_cnn")  # computes in bfloat16, variables float32
+
     Models built inside the block use the policy; the previous policy comes back even when
     the block raises, so a notebook that fails half-way does not leave later cells in mixed
     precision.
@@ -118,61 +125,11 @@ def policy_scope(policy: str, warn: bool = True) -> Iterator[keras.mixed_precisi
         keras.mixed_precision.set_global_policy(previous)
 
 
-def format_info(dtype: str) -> dict[str, Any]:
-    """Bits, range and precision of ``float32``, ``float16`` or ``bfloat16``.
-
-    Raises:
-        ValueError: another dtype.
-    """
-    types = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
-    if dtype not in types:
-        raise ValueError(f"unknown format {dtype!r}; choose one of {', '.join(types)}")
-    info = ml_dtypes.finfo(types[dtype])
-    return {
-        "format": dtype,
-        "bits": int(info.bits),
-        "exponent_bits": int(info.nexp),
-        "mantissa_bits": int(info.nmant),
-        "max": float(info.max),
-        "smallest_normal": float(info.smallest_normal),
-        "smallest_subnormal": float(info.smallest_subnormal),
-        "epsilon": float(info.eps),
-        "decimal_digits": int(info.precision),
-    }
-
-
-def format_table() -> Table:
-    """The three formats side by side (bits, largest value, smallest values, epsilon)."""
-    rows = []
-    for name in ("float32", "float16", "bfloat16"):
-        f = format_info(name)
-        rows.append(
-            [
-                name,
-                f"1 + {f['exponent_bits']} + {f['mantissa_bits']}",
-                f"{f['max']:.4g}",
-                f"{f['smallest_normal']:.3g}",
-                f"{f['smallest_subnormal']:.3g}",
-                f"{f['epsilon']:.3g}",
-                f"~{f['decimal_digits']}",
-            ]
-        )
-    return Table(
-        [
-            "format",
-            "sign + exponent + mantissa bits",
-            "largest",
-            "smallest normal",
-            "smallest subnormal",
-            "epsilon (1 to next)",
-            "decimal digits",
-        ],
-        rows,
-    )
-
-
 def build_for_policy(model_name: str, policy: str) -> keras.Model:
     """Build a model under ``policy`` with its final softmax kept in float32.
+
+    Shown in 06_mixed_precision: its reference cell builds the seed CNN under
+    ``set_global_policy`` with an ``Activation("softmax", dtype="float32")`` at the end.
 
     Under ``mixed_float16`` a float16 softmax can round small probabilities to 0 and the
     loss to inf; the usual fix, applied here, is a separate float32 softmax layer.
@@ -352,46 +309,52 @@ def benchmark(
     return results
 
 
-def float16_gradient_error(
-    model_name: str,
-    weights: list[np.ndarray],
-    x: np.ndarray,
-    y: np.ndarray,
-    loss_scale: float = 1.0,
-) -> list[dict[str, Any]]:
-    """Compare gradients computed under ``mixed_float16`` with float32 ones, per variable.
+SEEDS = (config.SEED, 1, 2)
+"""Seeds of the repeated runs (the first is the benchmark's own run, reused from the cache)."""
 
-    The loss is multiplied by ``loss_scale`` before differentiation and the gradients are
-    divided by it afterwards, which is what ``LossScaleOptimizer`` does. Small float16
-    gradients that underflow to 0 without scaling survive with it.
+
+def deployed_correct(model_name: str, trained: CachedModel, data: Dataset) -> np.ndarray:
+    """Per test image, whether the deployed float32 copy of a trained model is right.
+
+    For paired comparisons (``stats.mcnemar``) of two policies on the same test images.
+    """
+    probs = float32_copy(model_name, trained.model).predict(data.x_test, verbose=0, batch_size=1024)
+    return probs.argmax(1) == data.y_test
+
+
+def seed_runs(
+    data: Dataset,
+    model_name: str = "seed_cnn",
+    policies: tuple[str, ...] = ("float32", "mixed_bfloat16"),
+    seeds: tuple[int, ...] = SEEDS,
+) -> dict[str, dict[str, list[float]]]:
+    """Train ``model_name`` under each policy once per seed, with the benchmark's settings.
+
+    The seed is part of each run's cache key (via ``TrainConfig.seed``), so the benchmark's
+    run is reused for its seed and later calls load every run from the cache.
 
     Returns:
-        ``[{"variable", "shape", "relative_error", "lost"}, ...]``: the L1 error relative to
-        the float32 gradient, and the fraction of its non-zero entries that became 0.
+        ``{policy: {"accuracy": [...], "images_per_s": [...]}}``, one value per seed, in
+        ``seeds`` order: the deployed float32 copy's test accuracy and the training
+        throughput.
+
+    Raises:
+        ValueError: an unknown policy or model without benchmark settings.
     """
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    def gradients(policy: str, scale: float) -> list[np.ndarray]:
-        model = build_for_policy(model_name, policy)
-        model.set_weights(weights)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)) * scale
-        return [
-            g.numpy().astype(np.float64) / scale
-            for g in tape.gradient(loss, model.trainable_variables)
-        ], model
-
-    reference, model = gradients("float32", 1.0)
-    low, _ = gradients("mixed_float16", loss_scale)
-    rows = []
-    for variable, g32, g16 in zip(model.trainable_variables, reference, low, strict=True):
-        nonzero = g32 != 0
-        rows.append(
-            {
-                "variable": variable.name.split(":")[0],
-                "shape": tuple(g32.shape),
-                "relative_error": float(np.abs(g16 - g32).sum() / np.abs(g32).sum()),
-                "lost": float(np.mean(g16[nonzero] == 0)) if nonzero.any() else 0.0,
-            }
-        )
-    return rows
+    for policy in policies:
+        _check_policy(policy)
+    configs = benchmark_configs()
+    if model_name not in configs:
+        raise ValueError(f"no benchmark settings for {model_name!r}; known: {', '.join(configs)}")
+    runs: dict[str, dict[str, list[float]]] = {}
+    for policy in policies:
+        runs[policy] = {"accuracy": [], "images_per_s": []}
+        for seed in seeds:
+            cfg = dataclasses.replace(configs[model_name], seed=seed)
+            trained = train_with_policy(
+                model_name, policy, data, cfg, warmup_steps=config.pick(full=20, fast=5)
+            )
+            correct = deployed_correct(model_name, trained, data)
+            runs[policy]["accuracy"].append(float(np.mean(correct)))
+            runs[policy]["images_per_s"].append(float(trained.meta["train_images_per_s"]))
+    return runs

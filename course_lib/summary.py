@@ -1,8 +1,15 @@
-"""The course in one place: every measured variant, the best per goal, a decision guide and
-the seed article's FAQ, all generated from ``results/*.json``.
+"""The course in one place: every measured variant, the best per goal with its ties, the
+Pareto fronts, and what latency follows, all computed from ``results/*.json``.
+
+The decision guide and the FAQ that put these into words are in :mod:`course_lib.guide`.
 
 Introduced in 07_summary. Nothing here types a number by hand: every figure in the tables
 and sentences comes from the results files that the chapters wrote.
+
+Ties: two accuracies are a tie when their 95 % intervals overlap (the rows'
+``accuracy_ci95``, or, for files written before that field existed, the Wilson interval of
+the accuracy on the test images); two latencies are a tie when their interquartile ranges
+(``latency_iqr_us``) overlap. A tie is never called better or worse.
 """
 
 from __future__ import annotations
@@ -10,12 +17,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from course_lib import config, report
+import numpy as np
+
+from course_lib import config, report, stats
 from course_lib.report import Result, Table
 
 TOLERANCE_POINTS = 0.3
 """How far below its baseline (in accuracy points) a variant may be to count as "as good"."""
+
+TEST_IMAGES = 10_000
+"""Test images behind a committed accuracy, for rows that do not record ``test_images``."""
+
+
+def _field(r: Result, name: str) -> Any:
+    """A field that newer Results carry as an attribute and older files in ``extra``."""
+    return getattr(r, name, None) or r.extra.get(name)
+
+
+def accuracy_interval(r: Result) -> tuple[float, float]:
+    """The 95 % interval of a row's accuracy, as fractions.
+
+    The row's ``accuracy_ci95`` when it has one; otherwise the Wilson interval of its
+    accuracy on its ``test_images`` (10,000 when not recorded), the same formula.
+    """
+    ci = _field(r, "accuracy_ci95")
+    if ci:
+        return float(ci[0]), float(ci[1])
+    n = int(_field(r, "test_images") or TEST_IMAGES)
+    return stats.wilson_interval(round(r.accuracy * n), n)
+
+
+def accuracy_tie(a: Result, b: Result) -> bool:
+    """True when two accuracies' 95 % intervals overlap: the difference is not significant."""
+    (low_a, high_a), (low_b, high_b) = accuracy_interval(a), accuracy_interval(b)
+    return low_a <= high_b and low_b <= high_a
+
+
+def latency_tie(a: Result, b: Result) -> bool | None:
+    """True when two latencies' interquartile ranges overlap; None when a row lacks its spread."""
+    iqr_a, iqr_b = _field(a, "latency_iqr_us"), _field(b, "latency_iqr_us")
+    if not iqr_a or not iqr_b:
+        return None
+    return float(iqr_a[0]) <= float(iqr_b[1]) and float(iqr_b[0]) <= float(iqr_a[1])
 
 
 @dataclass(frozen=True)
@@ -56,6 +101,19 @@ class Entry:
             in ("ptq", "qat", "pqat", "cqat", "pcqat")
         )
 
+    @property
+    def verdict(self) -> str:
+        """``"tie"`` when the accuracy's 95 % interval overlaps the baseline's, else
+        ``"higher"`` or ``"lower"`` (a significant difference)."""
+        if self.is_baseline or accuracy_tie(self.result, self.base):
+            return "tie"
+        return "higher" if self.result.accuracy > self.base.accuracy else "lower"
+
+    @property
+    def delta_text(self) -> str:
+        """Δ points with its verdict, e.g. ``"+0.15 (tie)"``."""
+        return f"{self.delta_points:+.2f} ({self.verdict})"
+
     def within(self, tolerance: float = TOLERANCE_POINTS) -> bool:
         """At most ``tolerance`` points below the baseline."""
         return self.delta_points >= -tolerance - 1e-9
@@ -94,7 +152,7 @@ def entries_table(entries: Sequence[Entry]) -> Table:
             e.result.model,
             e.result.technique,
             f"{100 * e.result.accuracy:.2f}",
-            f"{e.delta_points:+.2f}",
+            e.delta_text,
             report.fmt_int(e.result.tflite_bytes),
             report.fmt_int(e.result.tflite_gzip_bytes),
             f"{e.ratio:.1f}x",
@@ -111,7 +169,7 @@ def entries_table(entries: Sequence[Entry]) -> Table:
             "model",
             "technique",
             "accuracy %",
-            "Δ points",
+            "Δ points (vs baseline)",
             "bytes",
             "gzip bytes",
             "ratio",
@@ -124,6 +182,21 @@ def entries_table(entries: Sequence[Entry]) -> Table:
 
 
 GOALS = ("smallest", "fastest", "most_accurate", "smallest_int8_file")
+_GOAL_WORDS = {
+    "smallest": "smallest gzip file, within 0.3 points",
+    "fastest": "fastest, within 0.3 points",
+    "most_accurate": "most accurate",
+    "smallest_int8_file": "smallest full-int8 file (uncompressed)",
+}
+
+
+def _pool(entries: Sequence[Entry], goal: str, tolerance: float) -> list[Entry]:
+    if goal not in GOALS:
+        raise ValueError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
+    pool = [e for e in entries if goal == "most_accurate" or e.within(tolerance)]
+    if goal == "smallest_int8_file":
+        pool = [e for e in pool if e.int8]
+    return pool
 
 
 def best(entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINTS) -> Entry:
@@ -131,16 +204,13 @@ def best(entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINT
 
     Goals: ``smallest`` (gzip bytes), ``fastest`` (latency), ``most_accurate`` (accuracy,
     no tolerance needed), ``smallest_int8_file`` (raw .tflite bytes of a full-int8 file: what a
-    microcontroller stores in flash, uncompressed).
+    microcontroller stores in flash, uncompressed). See :func:`ties` for the variants that
+    are not significantly worse.
 
     Raises:
         ValueError: unknown goal, or no variant qualifies.
     """
-    if goal not in GOALS:
-        raise ValueError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
-    pool = [e for e in entries if goal == "most_accurate" or e.within(tolerance)]
-    if goal == "smallest_int8_file":
-        pool = [e for e in pool if e.int8]
+    pool = _pool(entries, goal, tolerance)
     if not pool:
         raise ValueError(f"no variant qualifies for {goal!r}")
     key = {
@@ -152,172 +222,177 @@ def best(entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINT
     return min(pool, key=key)
 
 
+def ties(
+    entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINTS
+) -> list[Entry] | None:
+    """The other candidates for ``goal`` that are not significantly worse than the best.
+
+    Accuracy: 95 % intervals overlap; latency: interquartile ranges overlap. Byte counts are
+    exact, so size goals have no ties (an empty list). None when the rows lack the latency
+    spread needed to decide.
+    """
+    winner = best(entries, goal, tolerance)
+    others = [e for e in _pool(entries, goal, tolerance) if e is not winner]
+    if goal == "most_accurate":
+        return [e for e in others if accuracy_tie(e.result, winner.result)]
+    if goal == "fastest":
+        verdicts = [(e, latency_tie(e.result, winner.result)) for e in others]
+        if any(v is None for _, v in verdicts):
+            return None
+        return [e for e, v in verdicts if v]
+    return []
+
+
+def _ties_text(found: list[Entry] | None, goal: str) -> str:
+    if found is None:
+        return "unknown: latency spread not recorded"
+    if goal in ("smallest", "smallest_int8_file"):
+        return "none: byte counts are exact"
+    if not found:
+        return "none: significantly ahead"
+    names = list(dict.fromkeys(e.result.variant for e in found))
+    more = ", ..." if len(names) > 3 else ""
+    return f"tie with {len(found)}: {', '.join(names[:3])}{more}"
+
+
 def best_table(entries: Sequence[Entry]) -> Table:
-    """The best variant of the seed-CNN task for each goal."""
+    """The best variant of the seed-CNN task for each goal, with the variants tied with it."""
     task = seed_task(entries)
     rows = []
-    for goal, words in (
-        ("smallest", "smallest gzip file, within 0.3 points"),
-        ("fastest", "fastest, within 0.3 points"),
-        ("most_accurate", "most accurate"),
-        ("smallest_int8_file", "smallest full-int8 file (uncompressed)"),
-    ):
+    for goal, words in _GOAL_WORDS.items():
         try:
             e = best(task, goal)
         except ValueError:
-            rows.append([words, "none", "", "", "", "", ""])
+            rows.append([words, "none", "", "", "", "", "", ""])
             continue
+        low, high = accuracy_interval(e.result)
         rows.append(
             [
                 words,
                 e.result.variant,
                 e.notebook,
-                f"{100 * e.result.accuracy:.2f}",
-                f"{e.delta_points:+.2f}",
+                f"{100 * e.result.accuracy:.2f} [{100 * low:.2f}, {100 * high:.2f}]",
+                e.delta_text,
                 f"{e.result.tflite_gzip_bytes:,} B gzip, {e.result.tflite_bytes:,} B raw",
                 f"{e.result.latency_us:.1f} µs",
+                _ties_text(ties(task, goal), goal),
             ]
         )
-    return Table(["goal", "variant", "notebook", "accuracy %", "Δ points", "size", "latency"], rows)
+    headers = ["goal", "variant", "notebook", "accuracy % [95 % CI]", "Δ points", "size"]
+    return Table([*headers, "latency", "not significantly worse"], rows)
 
 
-def _find(entries: Sequence[Entry], variant: str, notebook: str | None = None) -> Entry | None:
-    for e in entries:
-        if e.result.variant == variant and (notebook is None or e.notebook == notebook):
-            return e
-    return None
-
-
-def _describe(e: Entry) -> str:
-    return (
-        f"{e.label}: {100 * e.result.accuracy:.2f} % ({e.delta_points:+.2f} points), "
-        f"{e.result.tflite_bytes:,} bytes ({e.result.tflite_gzip_bytes:,} gzipped, "
-        f"{e.ratio:.1f}x smaller), {e.result.latency_us:.1f} µs ({e.speedup:.1f}x faster)"
-    )
-
-
-def decision_guide(entries: Sequence[Entry]) -> str:
-    """Markdown: which technique first for mobile, cloud and IoT, with measured numbers."""
-    task = seed_task(entries)
-    lines = []
-
-    def pick(goal: str) -> Entry | None:
-        try:
-            return best(task, goal)
-        except ValueError:
-            return None
-
-    fastest, smallest, tiny = pick("fastest"), pick("smallest"), pick("smallest_int8_file")
-    ptq = _find(task, "ptq_int8", "03_quantization")
-    lines.append("**Mobile devices** (latency and app size; CPUs with int8 dot products, NPUs):")
-    if fastest:
-        lines.append(
-            f"- First, a smaller architecture, then int8. Fastest within "
-            f"{TOLERANCE_POINTS} points: {_describe(fastest)}. Cost: designing and "
-            "training a new model (chapter 05)."
-        )
-    if ptq:
-        lines.append(
-            f"- If the model cannot change: post-training int8 (chapter 03), no "
-            f"retraining: {_describe(ptq)}. Int8 speed depends on the chip: measure "
-            "on the phone."
-        )
-    lines.append("")
-    lines.append(
-        "**Cloud serving** (many requests, accuracy first, cost per inference and per "
-        "training run):"
-    )
-    accurate = pick("most_accurate")
-    if accurate:
-        lines.append(
-            f"- Keep accuracy: the most accurate variant measured is {_describe(accurate)}."
-        )
-    pruned = [e for e in task if e.result.technique == "pruning" and e.within()]
-    if fastest and pruned:
-        top_pruned = max(pruned, key=lambda e: e.speedup)
-        lines.append(
-            f"- Cut the work per request, not just the bytes: {fastest.label} ran "
-            f"{fastest.speedup:.1f}x faster than its baseline, while the zeros of pruning "
-            f"gave at most {top_pruned.speedup:.1f}x within the tolerance (chapter 02)."
-        )
-    mp = [e for e in entries if e.result.technique == "mixed_precision"]
-    bf16 = [e for e in mp if e.result.extra.get("policy") == "mixed_bfloat16"]
-    if bf16:
-        base_speed = {
-            e.result.model: e.result.extra["train_images_per_s"]
-            for e in mp
-            if e.result.extra.get("policy") == "float32"
-        }
-        gains = ", ".join(
-            f"{e.result.model} {e.result.extra['train_images_per_s'] / speed:.2f}x"
-            for e in bf16
-            if (speed := base_speed.get(e.result.model))
-        )
-        lines.append(
-            f"- Train faster: mixed_bfloat16 training throughput vs float32 on "
-            f"{bf16[0].result.extra.get('device', 'this machine')}: {gains} "
-            "(chapter 06). On NVIDIA GPUs with Tensor Cores use mixed_float16."
-        )
-    lines.append("")
-    lines.append("**IoT and microcontrollers** (kilobytes of flash, often int8-only kernels):")
-    if tiny:
-        lines.append(
-            f"- A microcontroller stores the `.tflite` uncompressed, so zeros from "
-            f"pruning cost flash like any weight. Smallest full-int8 file within "
-            f"{TOLERANCE_POINTS} points: {_describe(tiny)}."
-        )
-    if smallest:
-        lines.append(
-            f"- Where the file is compressed (downloads, over-the-air updates): "
-            f"smallest gzip file within {TOLERANCE_POINTS} points: "
-            f"{_describe(smallest)}."
-        )
-    return "\n".join(lines)
-
-
-def faq(entries: Sequence[Entry]) -> str:
-    """Markdown: the seed article's three questions, answered with this course's numbers."""
-    task = [e for e in seed_task(entries) if not e.is_baseline]
-    inference = [e for e in task if e.result.technique != "mixed_precision"]
-    if not task:
-        return "_No variants measured yet: run the chapters first._"
-    within = [e for e in task if e.within()]
-    better = [e for e in task if e.delta_points > 0]
-    worst = sorted(task, key=lambda e: e.delta_points)[:3]
-    lines = [
-        "**1. Does compression and acceleration hurt accuracy?** "
-        "(模型压缩与加速会导致模型性能下降吗？)",
-        f"Usually not, if done with care: of {len(task)} variants of the seed CNN measured, "
-        f"{len(within)} stayed within {TOLERANCE_POINTS} points of their baseline and "
-        f"{len(better)} were more accurate. The large losses came from removing capacity the "
-        "model needed: "
-        + "; ".join(f"{e.label} {e.delta_points:+.2f} points" for e in worst)
-        + ".",
-        "",
-        "**2. How large is the effect?** (模型压缩与加速的效果如何？)",
-        "Best measured for the deployed model, within the tolerance, per technique:",
-        "",
-        "| technique | largest gzip ratio | variant | largest speed-up | variant |",
-        "|---|---|---|---|---|",
+def seed_comparisons(folder: str | Path | None = None) -> list[dict[str, Any]]:
+    """The seed-repeated comparisons the chapters stored (a results file's
+    ``seed_comparisons``, see ``stats.SeedComparison.as_dict``), each with its notebook."""
+    folder = Path(folder) if folder else config.results_dir()
+    return [
+        {"notebook": stem, **comparison}
+        for stem, results_file in report.load_all_results(folder).items()
+        for comparison in results_file.extra.get("seed_comparisons", [])
     ]
-    for technique in sorted({e.result.technique for e in inference if e.within()}):
-        group = [e for e in inference if e.within() and e.result.technique == technique]
-        by_ratio = max(group, key=lambda e: e.ratio)
-        by_speed = max(group, key=lambda e: e.speedup)
-        lines.append(
-            f"| {technique} | {by_ratio.ratio:.1f}x | `{by_ratio.result.variant}` | "
-            f"{by_speed.speedup:.1f}x | `{by_speed.result.variant}` |"
-        )
-    lines += [
-        "",
-        "Mixed precision changes training, not the deployed model; its effect is the training "
-        "throughput in the decision guide.",
-        "",
-        "**3. Where does it apply?** (模型压缩与加速的适用范围是什么？)",
-        "Everywhere a model is shipped or served, but each technique saves something different:"
-        " pruning saves *size* once the file is compressed; quantization saves size and, on "
-        "hardware with int8 instructions, time; structure changes save *time and size*; mixed "
-        "precision saves *training* time on hardware with fast 16-bit units. The decision "
-        "guide above maps them to mobile, cloud and IoT.",
+
+
+def seed_table(comparisons: Sequence[dict[str, Any]]) -> Table:
+    """One row per stored seed comparison: mean ± std of each recipe, the paired test."""
+    rows = [
+        [
+            c["notebook"],
+            f"{c['a']} vs {c['b']}",
+            str(c["seeds"]),
+            f"{100 * c['mean_a']:.2f} ± {100 * c['std_a']:.2f}",
+            f"{100 * c['mean_b']:.2f} ± {100 * c['std_b']:.2f}",
+            f"{100 * c['mean_diff']:+.2f}",
+            f"{c['p_value']:.2g}",
+            "significant" if c["significant"] else "tie",
+        ]
+        for c in comparisons
     ]
-    return "\n".join(lines)
+    headers = ["notebook", "comparison", "seeds", "a: accuracy %", "b: accuracy %"]
+    return Table([*headers, "Δ points", "p", "verdict"], rows)
+
+
+def front_ties(results: Sequence[Result], x: str = "tflite_gzip_bytes") -> list[dict[str, Any]]:
+    """The Pareto front (smaller ``x``, higher accuracy), each member tested against the
+    previous one: a member more accurate only within the 95 % intervals is a ``tie``.
+
+    Returns:
+        ``[{"variant", "x", "accuracy", "previous", "tie"}, ...]`` in order of increasing x
+        (the first member has ``previous`` None and ``tie`` False).
+    """
+    xs = [float(r.to_dict()[x]) for r in results]
+    front = report.pareto_front(xs, [r.accuracy for r in results])
+    rows: list[dict[str, Any]] = []
+    for k, i in enumerate(front):
+        previous = results[front[k - 1]] if k else None
+        rows.append(
+            {
+                "variant": results[i].variant,
+                "x": xs[i],
+                "accuracy": results[i].accuracy,
+                "previous": previous.variant if previous else None,
+                "tie": bool(previous and accuracy_tie(results[i], previous)),
+            }
+        )
+    return rows
+
+
+def front_table(results: Sequence[Result], x: str = "tflite_gzip_bytes", unit: str = "") -> Table:
+    """:func:`front_ties` as a table."""
+    rows = []
+    for row in front_ties(results, x):
+        if row["previous"] is None:
+            verdict = "first member"
+        elif row["tie"]:
+            verdict = f"tie: not significantly more accurate than {row['previous']}"
+        else:
+            verdict = f"significantly more accurate than {row['previous']}"
+        x_text = f"{row['x']:,.0f}" if float(row["x"]).is_integer() else f"{row['x']:,.1f}"
+        rows.append([row["variant"], f"{x_text} {unit}".strip(), verdict])
+    return Table(["Pareto front member", x, "accuracy against the previous member"], rows)
+
+
+def _log_fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Least-squares line through (log10 x, log10 y): slope, intercept and R²."""
+    lx, ly = np.log10(x), np.log10(y)
+    slope, intercept = np.polyfit(lx, ly, 1)
+    residual = ly - (slope * lx + intercept)
+    r2 = 1.0 - float(np.sum(residual**2) / np.sum((ly - ly.mean()) ** 2))
+    return {"slope": float(slope), "intercept": float(intercept), "r2": r2}
+
+
+def weight_bytes(r: Result) -> int:
+    """Bytes of the stored weights: the row's ``weight_bytes`` when recorded, else the
+    ``.tflite`` size (weights are nearly all of it)."""
+    return int(_field(r, "weight_bytes") or r.tflite_bytes)
+
+
+def latency_drivers(results: Sequence[Result]) -> dict[str, dict[str, float]]:
+    """Fit log latency against log weight bytes and against log MACs, over all rows.
+
+    Returns:
+        ``{"weight_bytes": fit, "macs": fit}``, each ``{"slope", "intercept", "r2"}``.
+
+    Raises:
+        ValueError: fewer than 3 rows with positive bytes, MACs and latency.
+    """
+    rows = [r for r in results if r.macs > 0 and r.latency_us > 0 and weight_bytes(r) > 0]
+    if len(rows) < 3:
+        raise ValueError(f"need at least 3 measured rows to fit a line, got {len(rows)}")
+    latency = np.array([r.latency_us for r in rows], dtype=float)
+    return {
+        "weight_bytes": _log_fit(np.array([weight_bytes(r) for r in rows], float), latency),
+        "macs": _log_fit(np.array([r.macs for r in rows], float), latency),
+    }
+
+
+def same_macs_spread(results: Sequence[Result]) -> tuple[Result, Result]:
+    """The slowest and fastest rows among rows with identical MACs (largest latency ratio)."""
+    groups: dict[int, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r.macs, []).append(r)
+    pairs = [
+        (max(g, key=lambda r: r.latency_us), min(g, key=lambda r: r.latency_us))
+        for g in groups.values()
+    ]
+    return max(pairs, key=lambda p: p[0].latency_us / p[1].latency_us)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from course_lib import bench, mixed_precision, models, training
+from course_lib import bench, float16, mixed_precision, models, training
 from course_lib.compat import keras
 from course_lib.mixed_precision import MixedPrecisionWarning, policy_scope
 
@@ -58,15 +58,21 @@ def test_native_support_follows_the_hardware(monkeypatch):
 
 
 def test_format_info_matches_ieee_and_bfloat16():
-    f16 = mixed_precision.format_info("float16")
+    f16 = float16.format_info("float16")
     assert (f16["exponent_bits"], f16["mantissa_bits"], f16["max"]) == (5, 10, 65504.0)
     assert f16["smallest_normal"] == pytest.approx(6.1035e-5, rel=1e-4)
-    bf16 = mixed_precision.format_info("bfloat16")
+    bf16 = float16.format_info("bfloat16")
     assert (bf16["exponent_bits"], bf16["mantissa_bits"], bf16["epsilon"]) == (8, 7, 2**-7)
-    assert mixed_precision.format_info("float32")["epsilon"] == 2**-23
-    assert len(mixed_precision.format_table().rows) == 3
+    assert float16.format_info("float32")["epsilon"] == 2**-23
+    assert len(float16.format_table().rows) == 3
     with pytest.raises(ValueError, match="choose one of"):
-        mixed_precision.format_info("float8")
+        float16.format_info("float8")
+
+
+def test_float16_flushes_below_half_the_smallest_subnormal():
+    assert float16.FLOAT16_FLUSH == 2.0**-25
+    assert float(np.float16(np.nextafter(2.0**-25, 0.0))) == 0.0
+    assert float(np.float16(np.nextafter(2.0**-25, 1.0))) == 2.0**-24  # rounds up, not to 0
 
 
 def test_build_for_policy_keeps_the_softmax_in_float32():
@@ -122,13 +128,50 @@ def test_loss_scaling_reduces_float16_gradient_error(tiny_data):
     weights[2] = weights[2] * 0.0  # no signal from the dense kernel ...
     weights[3] = np.eye(10, dtype=np.float32)[3] * 12.0  # ... and a very confident class 3
     x, y = tiny_data.x_test[:64], np.full(64, 3)
-    unscaled = mixed_precision.float16_gradient_error("seed_cnn", weights, x, y, 1.0)
-    scaled = mixed_precision.float16_gradient_error("seed_cnn", weights, x, y, 2.0**15)
+    unscaled = float16.float16_gradient_error("seed_cnn", weights, x, y, 1.0)
+    scaled = float16.float16_gradient_error("seed_cnn", weights, x, y, 2.0**15)
     by_name = {r["variable"]: r for r in unscaled}
     assert set(by_name) == {"conv/kernel", "conv/bias", "dense/kernel", "dense/bias"}
     dense_unscaled = by_name["dense/kernel"]["relative_error"]
     dense_scaled = next(r for r in scaled if r["variable"] == "dense/kernel")["relative_error"]
     assert dense_scaled < dense_unscaled / 5
+    assert all(r["overflow"] == 0.0 for r in scaled)
+    huge = float16.float16_gradient_error("seed_cnn", weights, x, y, 2.0**60)
+    assert any(r["overflow"] > 0 and r["relative_error"] == float("inf") for r in huge)
+    assert max(r["largest_scaled"] for r in huge) > 65504
+
+
+def test_gradient_error_is_zero_not_nan_when_there_is_no_gradient(tiny_data):
+    weights = models.seed_cnn().get_weights()
+    x = np.zeros((8, 28, 28, 1), np.float32)  # no input: the conv kernel gets no gradient
+    rows = float16.float16_gradient_error("seed_cnn", weights, x, np.zeros(8, int), 1.0)
+    conv = next(r for r in rows if r["variable"] == "conv/kernel")
+    assert conv["relative_error"] == 0.0 and conv["lost"] == 0.0
+
+
+def test_seed_runs_train_one_model_per_policy_and_seed(tiny_data, monkeypatch):
+    calls = []
+
+    def fake_train(model_name, policy, data, cfg, warmup_steps=20):
+        calls.append((policy, cfg.seed, cfg.epochs))
+        return training.CachedModel(None, None, False, {"train_images_per_s": 100.0 + cfg.seed})
+
+    monkeypatch.setattr(mixed_precision, "train_with_policy", fake_train)
+    right = np.array([True, True, False, True])
+    monkeypatch.setattr(mixed_precision, "deployed_correct", lambda *a: right)
+    runs = mixed_precision.seed_runs(tiny_data, "seed_cnn", ("float32", "mixed_bfloat16"), (7, 8))
+    epochs = mixed_precision.benchmark_configs()["seed_cnn"].epochs
+    assert calls == [
+        ("float32", 7, epochs),
+        ("float32", 8, epochs),
+        ("mixed_bfloat16", 7, epochs),
+        ("mixed_bfloat16", 8, epochs),
+    ]
+    assert runs["mixed_bfloat16"] == {"accuracy": [0.75, 0.75], "images_per_s": [107.0, 108.0]}
+    with pytest.raises(ValueError, match="valid policies"):
+        mixed_precision.seed_runs(tiny_data, "seed_cnn", ("mixed_int8",))
+    with pytest.raises(ValueError, match="no benchmark settings"):
+        mixed_precision.seed_runs(tiny_data, "resnet")
 
 
 def test_benchmark_refuses_unknown_inputs(tiny_data):

@@ -1,15 +1,25 @@
-"""The summary's entries, best-per-goal choices, decision guide and FAQ."""
+"""The summary's entries, best-per-goal choices with ties, fronts, latency fits, the decision
+guide and the FAQ."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from course_lib import config, report, summary
+from course_lib import config, guide, report, stats, summary
 
-from .test_report import make_result
+from .test_report import make_result as _make_result
 
 
-def _write(tmp_root):
+def make_result(variant="baseline_float32", **overrides):
+    """A Result whose latency spread brackets its own latency (±3 %)."""
+    latency = overrides.get("latency_us", 20.0)
+    overrides.setdefault("latency_iqr_us", [0.97 * latency, 1.03 * latency])
+    return _make_result(variant, **overrides)
+
+
+def _write(tmp_root, seed_comparisons=None):
     base = make_result(
         "baseline_float32",
         tflite_bytes=800_000,
@@ -27,6 +37,16 @@ def _write(tmp_root):
             tflite_bytes=800_000,
             tflite_gzip_bytes=70_000,
             latency_us=25.0,
+        ),
+        make_result(
+            "small_sparse_format",
+            technique="pruning",
+            baseline="baseline_float32",
+            accuracy=0.979,
+            tflite_bytes=90_000,
+            tflite_gzip_bytes=80_000,
+            latency_us=25.0,
+            extra={"sparse_format": True},
         ),
         make_result(
             "tiny_int8",
@@ -48,7 +68,8 @@ def _write(tmp_root):
             latency_us=1.0,
         ),
     ]
-    report.write_results("02_pruning", results, dataset="mnist")
+    extra = {"seed_comparisons": seed_comparisons} if seed_comparisons else None
+    report.write_results("02_pruning", results, dataset="mnist", extra=extra)
     other = make_result("lenet_float32", model="lenet", accuracy=0.99)
     report.write_results("04_combined", [other], dataset="mnist")
 
@@ -65,11 +86,43 @@ def test_entries_pair_each_variant_with_its_baseline(tmp_root):
     assert {e.result.variant for e in summary.seed_task(entries)} == {
         "baseline_float32",
         "small",
+        "small_sparse_format",
         "tiny_int8",
         "broken",
     }
-    assert len(summary.entries_table(entries).rows) == 5
+    table = summary.entries_table(entries)
+    assert len(table.rows) == 6
+    assert "-48.00 (lower)" in [row[5] for row in table.rows]
+    assert "-0.10 (tie)" in [row[5] for row in table.rows]
     assert summary.course_entries(config.repo_root() / "missing") == []
+
+
+def test_accuracy_interval_prefers_the_stored_one_and_falls_back_to_wilson():
+    stored = make_result(accuracy=0.55, accuracy_ci95=[0.5, 0.6])
+    assert summary.accuracy_interval(stored) == (0.5, 0.6)
+    low, high = summary.accuracy_interval(make_result(accuracy=0.98, accuracy_ci95=None))
+    # normal approximation, close to Wilson at n = 10,000: 1.96 * sqrt(.98 * .02 / 1e4)
+    assert (high - low) / 2 == pytest.approx(1.96 * math.sqrt(0.98 * 0.02 / 1e4), rel=0.01)
+    assert low < 0.98 < high
+    low_small, high_small = summary.accuracy_interval(
+        make_result(accuracy=0.98, accuracy_ci95=None, extra={"test_images": 1_000})
+    )
+    assert high_small - low_small > 3 * (high - low)  # 10x fewer images: sqrt(10)x wider
+
+
+def test_ties_are_overlapping_intervals():
+    a, b, c = (make_result(accuracy=v, accuracy_ci95=None) for v in (0.98, 0.979, 0.97))
+    assert summary.accuracy_tie(a, b) and summary.accuracy_tie(b, a)  # Wilson, 10,000 images
+    assert not summary.accuracy_tie(a, c)
+    narrow = make_result(accuracy=0.983, accuracy_ci95=[0.9825, 0.9835])  # the stored one counts
+    assert summary.accuracy_tie(make_result(accuracy=0.983, accuracy_ci95=None), b)
+    assert not summary.accuracy_tie(narrow, b)
+    assert summary.latency_tie(a, make_result(latency_iqr_us=None)) is None  # no spread
+    fast = make_result(latency_iqr_us=[1.0, 2.0])
+    close = make_result(latency_iqr_us=[1.9, 3.0])
+    slow = make_result(latency_iqr_us=[2.1, 3.0])
+    assert summary.latency_tie(fast, close) is True
+    assert summary.latency_tie(fast, slow) is False
 
 
 def test_best_per_goal_respects_the_tolerance(tmp_root):
@@ -86,16 +139,87 @@ def test_best_per_goal_respects_the_tolerance(tmp_root):
         summary.best(task[:1], "smallest_int8_file")
 
 
+def test_ties_with_the_best(tmp_root):
+    _write(tmp_root)
+    task = summary.seed_task(summary.course_entries())
+    tied = {e.result.variant for e in summary.ties(task, "most_accurate")}
+    assert tied == {"small", "small_sparse_format", "tiny_int8"}  # not "broken"
+    assert summary.ties(task, "smallest") == []
+    assert summary.ties(task, "fastest") == []  # 2.0 µs ± 3 % overlaps no other latency
+    table = summary.best_table(summary.course_entries())
+    rows = {row[0]: row for row in table.rows}
+    assert rows["most accurate"][-1].startswith("tie with 3: small")
+    assert rows["most accurate"][3].startswith("98.00 [")
+    assert rows["fastest, within 0.3 points"][-1] == "none: significantly ahead"
+
+
+def test_front_marks_members_that_are_not_significantly_more_accurate():
+    results = [
+        make_result("a", tflite_gzip_bytes=1_000, accuracy=0.970),
+        make_result("b", tflite_gzip_bytes=2_000, accuracy=0.971),
+        make_result("c", tflite_gzip_bytes=3_000, accuracy=0.990),
+        make_result("d", tflite_gzip_bytes=4_000, accuracy=0.960),  # dominated
+    ]
+    rows = summary.front_ties(results)
+    assert [(r["variant"], r["previous"], r["tie"]) for r in rows] == [
+        ("a", None, False),
+        ("b", "a", True),
+        ("c", "b", False),
+    ]
+    table = summary.front_table(results)
+    assert "tie: not significantly more accurate than a" in table.rows[1][2]
+    assert "significantly more accurate than b" in table.rows[2][2]
+
+
+def test_latency_drivers_fit_a_power_law():
+    results = [
+        make_result(f"v{i}", tflite_bytes=b, macs=m, latency_us=2e-3 * b)
+        for i, (b, m) in enumerate([(1_000, 9_000), (10_000, 1_000), (100_000, 50_000)])
+    ]
+    fits = summary.latency_drivers(results)
+    assert fits["weight_bytes"]["slope"] == pytest.approx(1.0)
+    assert fits["weight_bytes"]["r2"] == pytest.approx(1.0)
+    assert fits["macs"]["r2"] < 0.9
+    stored = make_result(tflite_bytes=5_000, extra={"weight_bytes": 4_000})
+    assert summary.weight_bytes(stored) == 4_000 and summary.weight_bytes(results[0]) == 1_000
+    with pytest.raises(ValueError, match="at least 3"):
+        summary.latency_drivers(results[:2])
+    slow, fast = summary.same_macs_spread(
+        [*results, make_result("twin", tflite_bytes=10, macs=1_000, latency_us=0.5)]
+    )
+    assert (slow.variant, fast.variant) == ("v1", "twin")
+
+
+def test_seed_comparisons_are_read_back_with_their_verdict(tmp_root):
+    cmp = stats.seed_comparison("qat", [0.981, 0.982, 0.983], "ptq", [0.979, 0.980, 0.981])
+    _write(tmp_root, seed_comparisons=[cmp.as_dict()])
+    found = summary.seed_comparisons()
+    assert [(c["notebook"], c["a"], c["b"]) for c in found] == [("02_pruning", "qat", "ptq")]
+    faq = guide.faq(summary.course_entries(), found)
+    verdict = "significant" if cmp.significant else "tie"
+    assert f"qat vs ptq (02_pruning, +0.20 points, p = {cmp.test.p_value:.2g}, {verdict})" in faq
+    assert "在用多个随机种子重复训练的 1 组比较中" in faq
+    row = summary.seed_table(found).rows[0]
+    assert row[1] == "qat vs ptq" and row[5] == "+0.20"
+    assert row[-1] == ("significant" if cmp.significant else "tie")
+
+
 def test_guide_and_faq_quote_the_measured_numbers(tmp_root):
     _write(tmp_root)
     entries = summary.course_entries()
-    guide = summary.decision_guide(entries)
-    assert "**Mobile devices**" in guide and "**IoT and microcontrollers**" in guide
-    assert "`tiny_int8` (02_pruning): 97.85 % (-0.15 points), 10,000 bytes" in guide
-    faq = summary.faq(entries)
-    assert "of 3 variants of the seed CNN measured, 2 stayed within 0.3 points" in faq
+    text = guide.decision_guide(entries)
+    assert "**Mobile devices**" in text and "**IoT and microcontrollers**" in text
+    assert (
+        "`tiny_int8` (02_pruning): 97.85 % (-0.15 points, a tie with its baseline), "
+        "10,000 bytes" in text
+    )
+    assert "`small_sparse_format` is 90,000 bytes raw against 800,000" in text
+    assert "DENSIFY" in text and "stores every zero" not in text
+    faq = guide.faq(entries)
+    assert "of 4 variants of the seed CNN measured, 3 are a tie with their baseline" in faq
+    assert "0 are significantly more accurate and 1 significantly less" in faq
     assert "`broken` (02_pruning) -48.00 points" in faq
     assert "| architecture | 87.5x | `tiny_int8` | 12.5x | `tiny_int8` |" in faq
-    assert "No variants" in summary.faq([])
-    table = summary.best_table(entries)
-    assert table.rows[0][1] == "tiny_int8"
+    assert "本课程测量了种子 CNN 的 4 个变体：3 个与其基线打平" in faq
+    assert "No variants" in guide.faq([])
+    assert summary.best_table(entries).rows[0][1] == "tiny_int8"
