@@ -69,7 +69,10 @@ def native_support(policy: str) -> tuple[bool, str]:
             cc = f"{capability[0]}.{capability[1]}"
             return True, f"GPU with compute capability {cc} (Tensor Cores)"
         if {"avx512_fp16", "amx_fp16"} & flags:
-            return True, "CPU with AVX-512 FP16 / AMX-FP16"
+            return True, (
+                "the CPU has AVX-512 FP16 / AMX-FP16 instructions (whether TensorFlow's "
+                "training kernels use them is measured below)"
+            )
         where = (
             f"GPU compute capability {capability[0]}.{capability[1]} < 7.0"
             if capability
@@ -280,27 +283,115 @@ def benchmark_configs() -> dict[str, TrainConfig]:
     }
 
 
-def benchmark(
+SLOWDOWN_LIMIT = 10.0
+"""A policy whose probe trains more than this many times slower than float32 is not trained
+for the benchmark's full epochs: on such a machine it would take hours, and its slowness is
+the finding. Its probe is reported instead (:func:`probe_throughput`)."""
+
+
+def probe_throughput(
+    model_name: str,
+    policy: str,
+    data: Dataset,
+    batch_size: int = 32,
+    steps: int = 3,
+    warmup_steps: int = 1,
+) -> float:
+    """Training images per second of a fresh model under ``policy``, over a few small batches.
+
+    A quick look (seconds, not epochs) that decides whether a full training run under the
+    policy is affordable on this machine. Small batches keep it quick even where a policy is
+    emulated hundreds of times slower. Not cached: it is cheap, and it is about now.
+
+    Raises:
+        ValueError: unknown policy, or too few training images for the batches asked for.
+    """
+    _check_policy(policy)
+    needed = batch_size * (steps + warmup_steps)
+    if len(data.x_train) < needed:
+        raise ValueError(f"the probe needs {needed} training images, got {len(data.x_train)}")
+    set_seeds(config.SEED)
+    model = compile_model(build_for_policy(model_name, policy))
+    seconds = 0.0
+    with policy_scope(policy, warn=False):
+        for i in range(steps + warmup_steps):
+            x = data.x_train[i * batch_size : (i + 1) * batch_size]
+            y = data.y_train[i * batch_size : (i + 1) * batch_size]
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            if i >= warmup_steps:  # the first batches trace the graph and allocate memory
+                seconds += time.perf_counter() - start
+    return steps * batch_size / seconds
+
+
+def affordable_policies(
     data: Dataset,
     model_names: tuple[str, ...] = ("seed_cnn", "wide_cnn"),
     policies: tuple[str, ...] = POLICIES,
+    limit: float = SLOWDOWN_LIMIT,
+) -> tuple[dict[str, tuple[str, ...]], list[dict[str, Any]]]:
+    """Probe every policy against float32 and keep, per model, those within ``limit``.
+
+    Returns:
+        ``(kept, probes)``: the policies to train per model (float32 always first), and
+        one record per probe: ``model``, ``policy``, ``images_per_s``, ``vs_float32``,
+        ``trained`` (False when it was more than ``limit`` times slower).
+    """
+    kept: dict[str, tuple[str, ...]] = {}
+    probes: list[dict[str, Any]] = []
+    for name in model_names:
+        base = probe_throughput(name, "float32", data)
+        keep = ["float32"]
+        for policy in policies:
+            if policy == "float32":
+                continue
+            speed = probe_throughput(name, policy, data)
+            trained = speed * limit >= base
+            probes.append(
+                {
+                    "model": name,
+                    "policy": policy,
+                    "images_per_s": round(speed, 1),
+                    "float32_images_per_s": round(base, 1),
+                    "vs_float32": round(speed / base, 4),
+                    "trained": trained,
+                }
+            )
+            if trained:
+                keep.append(policy)
+        kept[name] = tuple(keep)
+    return kept, probes
+
+
+def benchmark(
+    data: Dataset,
+    model_names: tuple[str, ...] = ("seed_cnn", "wide_cnn"),
+    policies: tuple[str, ...] | dict[str, tuple[str, ...]] = POLICIES,
     folder: str = "06_mixed_precision",
 ) -> list[Result]:
     """Train and measure every model under every policy (float32 first: it is the baseline).
 
+    ``policies`` may map each model to its own policies (e.g. the ``kept`` of
+    :func:`affordable_policies`, which leaves out policies too slow to train here).
+
     Raises:
         ValueError: an unknown policy or model without benchmark settings.
     """
-    for policy in policies:
-        _check_policy(policy)
+    if isinstance(policies, dict):
+        per_model = {name: policies.get(name, ("float32",)) for name in model_names}
+    else:
+        per_model = {name: tuple(policies) for name in model_names}
+    for chosen in per_model.values():
+        for policy in chosen:
+            _check_policy(policy)
     configs = benchmark_configs()
     unknown = [name for name in model_names if name not in configs]
     if unknown:
         raise ValueError(f"no benchmark settings for {unknown}; known: {', '.join(configs)}")
-    ordered = ("float32", *(p for p in policies if p != "float32"))
     results = []
     for name in model_names:
         cfg = configs[name]
+        ordered = ("float32", *(p for p in per_model[name] if p != "float32"))
         for policy in ordered:
             trained = train_with_policy(
                 name, policy, data, cfg, warmup_steps=config.pick(full=20, fast=5)

@@ -99,8 +99,7 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
 
 @pytest.mark.parametrize(
     "problem,answer,reason",
-    [
-    ],
+    [],
 )
 def test_wrong_answers_get_a_reason(problem, answer, reason):
     result = problem.check(**answer)

@@ -207,3 +207,27 @@ def test_bench_command_writes_a_result_file(tmp_root, tmp_path, monkeypatch):
         assert {"device", "policy", "train_images_per_s"} <= set(r)
     runs = bench.load_bench("mixed_precision", tmp_path)
     assert runs[0]["results"][1].extra["policy"] == "mixed_bfloat16"
+
+
+def test_probe_measures_a_positive_throughput_and_refuses_too_little_data(tiny_data):
+    speed = mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=16)
+    assert speed > 0
+    with pytest.raises(ValueError, match="needs 6400 training images"):
+        mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=1600)
+    with pytest.raises(ValueError, match="valid policies"):
+        mixed_precision.probe_throughput("seed_cnn", "float8", tiny_data)
+
+
+def test_affordable_policies_keeps_float32_and_drops_what_is_over_the_limit(tiny_data, monkeypatch):
+    speeds = {"float32": 1000.0, "mixed_bfloat16": 500.0, "mixed_float16": 20.0}
+    monkeypatch.setattr(
+        mixed_precision, "probe_throughput", lambda name, policy, data: speeds[policy]
+    )
+    kept, probes = mixed_precision.affordable_policies(tiny_data, ("seed_cnn",), limit=10.0)
+    assert kept == {"seed_cnn": ("float32", "mixed_bfloat16")}  # 2x slower kept, 50x not
+    by_policy = {p["policy"]: p for p in probes}
+    assert by_policy["mixed_float16"]["trained"] is False
+    assert by_policy["mixed_float16"]["vs_float32"] == pytest.approx(0.02)
+    assert by_policy["mixed_bfloat16"]["trained"] is True
+    kept_all, _ = mixed_precision.affordable_policies(tiny_data, ("seed_cnn",), limit=100.0)
+    assert kept_all["seed_cnn"] == ("float32", "mixed_bfloat16", "mixed_float16")
