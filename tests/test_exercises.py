@@ -96,11 +96,3 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
     assert problem.check(namespace={}).status == "not_attempted"
     assert problem.hint_text
 
-
-@pytest.mark.parametrize(
-    "problem,answer,reason",
-    [],
-)
-def test_wrong_answers_get_a_reason(problem, answer, reason):
-    result = problem.check(**answer)
-    assert result.status == "incorrect" and reason in result.message
