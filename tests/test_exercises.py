@@ -95,4 +95,3 @@ def test_every_solution_is_accepted_and_every_blank_is_not_attempted(name):
     assert problem.check(namespace=namespace), problem.check(namespace=namespace)
     assert problem.check(namespace={}).status == "not_attempted"
     assert problem.hint_text
-
