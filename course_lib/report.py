@@ -585,33 +585,3 @@ def format_seconds(seconds: float | None) -> str:
         return f"{seconds} s"
     minutes, rest = divmod(seconds, 60)
     return f"{minutes} min {rest:02d} s"
-
-
-def describe_times(entry: dict[str, Any]) -> str:
-    """Words for one notebook's timings: first run (training included) and cached."""
-    parts = []
-    for mode in ("full", "fast"):
-        first, cached = entry.get(f"{mode}_s"), entry.get(f"{mode}_cached_s")
-        if first is None and cached is None:
-            continue
-        if first is not None and cached is not None:
-            parts.append(
-                f"{format_seconds(first)} in {mode} mode the first time "
-                f"({format_seconds(cached)} with trained models cached)"
-            )
-        elif first is not None:
-            parts.append(f"{format_seconds(first)} in {mode} mode the first time")
-        else:
-            parts.append(f"{format_seconds(cached)} in {mode} mode with trained models cached")
-    return ", ".join(parts) if parts else "not measured"
-
-
-def notebook_time(notebook: str) -> str:
-    """Return one sentence with a notebook's measured run times."""
-    entry = load_timings().get("notebooks", {}).get(notebook)
-    if not entry:
-        return f"Run time of {notebook}: not measured yet (`make course` measures it)."
-    return (
-        f"Run time of {notebook}: {describe_times(entry)}, on {entry.get('cpu', '?')} "
-        f"(measured by `make course` on {entry.get('measured', '?')}; yours will differ)."
-    )

@@ -406,10 +406,8 @@ class LiteModel:
         """Return the top-1 accuracy on ``(x, y)``, one image per ``invoke()``.
 
         Raises:
-            ValueError: lengths differ, or input of the wrong shape or dtype.
+            ValueError: lengths differ, one-hot labels, or input of the wrong shape or dtype.
         """
-        if len(x) != len(y):
-            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
         return float(np.mean(self.correct(x, y)))
 
     def correct(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -420,9 +418,9 @@ class LiteModel:
         Raises:
             ValueError: lengths differ, or input of the wrong shape or dtype.
         """
-        y = _integer_labels(y)
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        y = _integer_labels(y)
         return self.predict(x).argmax(axis=-1) == y
 
     def latency(
