@@ -16,6 +16,7 @@ import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -103,13 +104,21 @@ class Stage:
             out["seed"] = int(self.seed)
         if self.name == "prune":
             sparsity = self.sparsity
+            if sparsity is None:  # validate_pipeline refuses such a stage first
+                raise TypeError(
+                    "a 'prune' stage needs a sparsity, e.g. Stage('prune', sparsity=0.8)"
+                )
             out["sparsity"] = (
                 {k: float(v) for k, v in sparsity.items()}
                 if isinstance(sparsity, dict)
-                else float(sparsity)  # type: ignore[arg-type]
+                else float(sparsity)
             )
         if self.name == "cluster":
-            out["clusters"] = int(self.clusters)  # type: ignore[arg-type]
+            if self.clusters is None:  # validate_pipeline refuses such a stage first
+                raise TypeError(
+                    "a 'cluster' stage needs clusters, e.g. Stage('cluster', clusters=16)"
+                )
+            out["clusters"] = int(self.clusters)
         return out
 
     def with_seed(self, seed: int) -> Stage:
@@ -279,6 +288,8 @@ def _run_stage(
 ) -> tuple[keras.Model, dict[str, Any]]:
     start = time.perf_counter()
     if stage.name == "prune":
+        if stage.sparsity is None:  # validate_pipeline refuses such a stage first
+            raise ValueError("a 'prune' stage needs a sparsity, e.g. Stage('prune', sparsity=0.8)")
         cfg = PruneConfig(
             sparsity=stage.sparsity,
             epochs=stage.epochs,
@@ -323,22 +334,19 @@ def train_pipeline(
         ValueError: see :func:`validate_pipeline`.
     """
     validate_pipeline(stages)
-    model, chain, entries = base.model, [base.path.stem], []
+    model, entries = base.model, []
+    chain: list[str | dict[str, Any]] = [base.path.stem]  # base file, then each stage's settings
     for i, stage in enumerate(stages):
         if stage.name == "ptq":
             break
         chain.append(stage.settings())
         prior = stages[:i]
         previous = model
-        rebuild = (
-            (lambda p=previous, s=stage.name: _quantize(p, s))
-            if stage.name in QUANT_STAGES
-            else None
-        )
+        rebuild = partial(_quantize, previous, stage.name) if stage.name in QUANT_STAGES else None
         entry = cached_model(
             f"{model_name}-{pipeline_name(stages[: i + 1])}",
             {"chain": list(chain), **data_identity(data)},
-            lambda p=previous, s=stage, pr=prior: _run_stage(p, s, pr, data),
+            partial(_run_stage, previous, stage, prior, data),
             custom_objects_scope=None,
             rebuild=rebuild,
         )

@@ -136,7 +136,7 @@ def sparse_index_stream(values: np.ndarray, index_bits: int) -> tuple[np.ndarray
             gaps.append(max_gap)
         stored.append(flat[position])
         gaps.append(position - last)
-        last = position
+        last = int(position)
     return np.asarray(stored, dtype=flat.dtype), np.asarray(gaps, dtype=np.int64)
 
 

@@ -98,7 +98,7 @@ def float16_gradient_error(
     """
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
-    def gradients(policy: str, scale: float) -> list[np.ndarray]:
+    def gradients(policy: str, scale: float) -> tuple[list[np.ndarray], keras.Model]:
         model = build_for_policy(model_name, policy)
         model.set_weights(weights)
         with tf.GradientTape() as tape:

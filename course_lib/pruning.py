@@ -269,8 +269,10 @@ def wrap_for_pruning(model: keras.Model, cfg: PruneConfig, total_steps: int) -> 
         unknown = set(targets) - {layer.name for layer in model.layers}
         if unknown:
             raise ValueError(f"no layers named {sorted(unknown)} in model {model.name!r}")
+    # One schedule per named layer, or one ("*") for the whole model.
+    per_layer = cfg.sparsity if isinstance(cfg.sparsity, dict) else {"*": cfg.sparsity}
     schedules = {}
-    for name, target in (targets or {"*": cfg.sparsity}).items():
+    for name, target in per_layer.items():
         schedules[name] = polynomial_schedule(max(target, 1e-6), total_steps, cfg.end_fraction)
         if cfg.m_by_n is None and target > 0:
             require_pruning(schedules[name], total_steps)

@@ -237,9 +237,10 @@ class Progress:
     def _left(self, index: int, notebook_elapsed: float) -> str:
         rest = [self.expected[p.stem] for p in self.paths[index + 1 :]]
         current = self.expected[self.paths[index].stem]
-        if current is None or any(r is None for r in rest):
+        known = [r for r in rest if r is not None]
+        if current is None or len(known) != len(rest):
             return "time left unknown"
-        left = max(0.0, current - notebook_elapsed) + sum(rest)  # type: ignore[arg-type]
+        left = max(0.0, current - notebook_elapsed) + sum(known)
         return f"~{report.format_seconds(left)} left"
 
     def line(self, index: int, cell: int, cells: int, notebook_start: float) -> str:

@@ -13,7 +13,7 @@ Dense, pooling, Flatten, BatchNormalization, Dropout and activation layers.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,9 @@ def _copy_config(layer: keras.layers.Layer, **changes: Any) -> keras.layers.Laye
     return layer.__class__.from_config(config)
 
 
-def remove_filters(model: keras.Model, keep: dict[str, Sequence[int]]) -> keras.Model:
+def remove_filters(
+    model: keras.Model, keep: Mapping[str, Sequence[int] | np.ndarray]
+) -> keras.Model:
     """Rebuild a Sequential model with only the kept filters (Conv2D) or neurons (Dense).
 
     The surviving weights are copied, and the layers that read the removed channels shrink
@@ -130,10 +132,10 @@ def remove_filters(model: keras.Model, keep: dict[str, Sequence[int]]) -> keras.
         if name == names[-1]:
             raise ValueError(f"layer {name!r} is the output layer; its units are the classes")
         width = layer.kernel.shape[-1]
-        indices = np.asarray(indices)
-        if indices.size == 0:
+        idx = np.asarray(indices)
+        if idx.size == 0:
             raise ValueError(f"removing every filter of layer {name!r} leaves nothing to compute")
-        if indices.min() < 0 or indices.max() >= width or len(set(indices)) != indices.size:
+        if idx.min() < 0 or idx.max() >= width or len(set(idx)) != idx.size:
             raise ValueError(f"indices for layer {name!r} must be distinct and in 0..{width - 1}")
     new_layers, weights = [], []
     kept_in: np.ndarray | None = None  # channels of the previous output that survive

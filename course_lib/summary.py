@@ -134,7 +134,8 @@ def course_entries(folder: str | Path | None = None) -> list[Entry]:
     for stem, results_file in report.load_all_results(folder).items():
         by_name = {r.variant: r for r in results_file.results}
         for r in results_file.results:
-            entries.append(Entry(stem, r, by_name.get(r.baseline, r)))
+            base = by_name.get(r.baseline, r) if r.baseline is not None else r
+            entries.append(Entry(stem, r, base))
     return entries
 
 
