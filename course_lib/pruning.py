@@ -217,6 +217,8 @@ class PruneConfig:
     seed: int = config.SEED
 
     def __post_init__(self) -> None:
+        if isinstance(self.sparsity, dict) and not self.sparsity:
+            raise ValueError("sparsity={} names no layer: give {layer_name: target} or a number")
         targets = self.sparsity.values() if isinstance(self.sparsity, dict) else [self.sparsity]
         for target in targets:
             _check_sparsity(target)

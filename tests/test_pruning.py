@@ -117,6 +117,8 @@ def test_prune_config_validates():
         PruneConfig(sparsity={"dense": 1.2})
     with pytest.raises(ValueError, match="m_by_n"):
         PruneConfig(m_by_n=(4, 2))
+    with pytest.raises(ValueError, match="names no layer"):
+        PruneConfig(sparsity={})
 
 
 def test_model_without_prunable_layers_is_refused():
