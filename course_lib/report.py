@@ -61,7 +61,7 @@ def _whole(name: str, value: Any) -> int:
 
 @dataclass
 class Result:
-    """One measured variant of a model (see COURSE_DESIGN.md, "The Result record").
+    """One measured variant of a model: one row of ``results/<notebook>.json``.
 
     Attributes:
         variant: unique name within a results file, e.g. ``"pruned_90"``.
