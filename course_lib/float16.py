@@ -17,9 +17,6 @@ from course_lib.compat import keras, tf
 from course_lib.mixed_precision import build_for_policy
 from course_lib.report import Table
 
-FLOAT16_FLUSH = 2.0**-25
-"""Half of float16's smallest subnormal (2^-24): values of smaller magnitude round to 0."""
-
 
 def format_info(dtype: str) -> dict[str, Any]:
     """Bits, range and precision of ``float32``, ``float16`` or ``bfloat16``.

@@ -11,7 +11,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,6 @@ class WeightSparsity:
     def sparsity(self) -> float:
         """Fraction of exact zeros, in [0, 1]."""
         return self.zeros / self.size if self.size else 0.0
-
-    def as_dict(self) -> dict:
-        """Return a JSON-friendly dict including the sparsity."""
-        return {**asdict(self), "shape": list(self.shape), "sparsity": self.sparsity}
 
 
 def _short_name(variable) -> str:
@@ -266,14 +262,12 @@ class LatencyStats:
     """Timings of repeated calls, in microseconds."""
 
     median_us: float
+    p25_us: float
+    p75_us: float
     p90_us: float
-    mean_us: float
-    min_us: float
     runs: int
+    rounds: int
     threads: int
-    p25_us: float = float("nan")
-    p75_us: float = float("nan")
-    rounds: int = 1
 
     @property
     def iqr_us(self) -> list[float]:
@@ -289,7 +283,7 @@ class LatencyStats:
 
 
 def summarize_times(times_us: list[float], threads: int = 1, rounds: int = 1) -> LatencyStats:
-    """Summarise raw timings (microseconds): median, quartiles, 90th percentile, mean, minimum.
+    """Summarise raw timings (microseconds): median, quartiles and 90th percentile.
 
     Quartiles use linear interpolation between order statistics (NumPy's default).
 
@@ -303,14 +297,12 @@ def summarize_times(times_us: list[float], threads: int = 1, rounds: int = 1) ->
     p25, p75 = np.percentile(ordered, [25, 75])
     return LatencyStats(
         median_us=statistics.median(ordered),
-        p90_us=p90,
-        mean_us=statistics.fmean(ordered),
-        min_us=ordered[0],
-        runs=len(ordered),
-        threads=threads,
         p25_us=float(p25),
         p75_us=float(p75),
+        p90_us=p90,
+        runs=len(ordered),
         rounds=rounds,
+        threads=threads,
     )
 
 

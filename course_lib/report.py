@@ -61,7 +61,7 @@ def _whole(name: str, value: Any) -> int:
 
 @dataclass
 class Result:
-    """One measured variant of a model (see COURSE_DESIGN.md, "The Result record").
+    """One measured variant of a model: one row of ``results/<notebook>.json``.
 
     Attributes:
         variant: unique name within a results file, e.g. ``"pruned_90"``.
@@ -446,7 +446,10 @@ def fmt_int(n: float) -> str:
     return f"{int(round(n)):,}"
 
 
-COLUMNS: dict[str, tuple[str, Callable[[Result, Result], str]]] = {
+Column = tuple[str, Callable[[Result, Result], str]]
+"""A table column: ``(header, cell from (result, baseline))``."""
+
+COLUMNS: dict[str, Column] = {
     "variant": ("variant", lambda r, b: r.variant),
     "model": ("model", lambda r, b: r.model),
     "technique": ("technique", lambda r, b: r.technique),
@@ -478,28 +481,30 @@ COMPARISON_COLUMNS = (
 
 def variants_table(
     pairs: Sequence[tuple[Result, Result]],
-    columns: Sequence[str] = COMPARISON_COLUMNS,
+    columns: Sequence[str | Column] = COMPARISON_COLUMNS,
     first: tuple[str, Sequence[str]] | None = None,
 ) -> Table:
-    """Tabulate ``(result, its baseline)`` pairs with the chosen ``COLUMNS``.
+    """Tabulate ``(result, its baseline)`` pairs with the chosen columns.
 
     The one table builder behind chapter tables, the summary and the README.
 
     Args:
         pairs: each variant with the Result it is compared against.
-        columns: keys of ``COLUMNS``, in order.
+        columns: in order, keys of ``COLUMNS`` or ``(header, cell)`` pairs for a column of
+            the caller's own (e.g. the summary's Δ with its verdict).
         first: an optional leading column ``(header, one value per pair)``, e.g. notebooks.
 
     Raises:
         ValueError: an unknown column, or ``first`` of the wrong length.
     """
-    unknown = [c for c in columns if c not in COLUMNS]
+    unknown = [c for c in columns if isinstance(c, str) and c not in COLUMNS]
     if unknown:
         raise ValueError(f"unknown columns {unknown}; known: {', '.join(COLUMNS)}")
     if first is not None and len(first[1]) != len(pairs):
         raise ValueError(f"{len(first[1])} values for column {first[0]!r}, {len(pairs)} rows")
-    headers = [COLUMNS[c][0] for c in columns]
-    rows = [[COLUMNS[c][1](r, b) for c in columns] for r, b in pairs]
+    chosen = [COLUMNS[c] if isinstance(c, str) else c for c in columns]
+    headers = [header for header, _ in chosen]
+    rows = [[cell(r, b) for _, cell in chosen] for r, b in pairs]
     if first is not None:
         headers.insert(0, first[0])
         for row, value in zip(rows, first[1], strict=True):

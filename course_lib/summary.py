@@ -144,41 +144,28 @@ def seed_task(entries: Sequence[Entry]) -> list[Entry]:
     return [e for e in entries if e.base.model == "seed_cnn"]
 
 
+ENTRY_COLUMNS: tuple[str | report.Column, ...] = (
+    "variant",
+    "model",
+    "technique",
+    "accuracy",
+    ("Δ points (vs baseline)", lambda r, b: Entry("", r, b).delta_text),
+    ("bytes", report.COLUMNS["bytes"][1]),
+    "gzip",
+    ("ratio", lambda r, b: f"{r.ratio_to(b):.1f}x"),
+    "latency",
+    ("speed-up", lambda r, b: f"{r.speedup_to(b):.1f}x"),
+    "macs",
+)
+"""The columns of :func:`entries_table`: ``report.COLUMNS`` keys, plus the Δ with its verdict
+and ratios to one decimal (the table has a row per variant of the whole course)."""
+
+
 def entries_table(entries: Sequence[Entry]) -> Table:
     """One row per variant: the numbers of the Result record plus ratio and speed-up."""
-    rows = [
-        [
-            e.notebook,
-            e.result.variant,
-            e.result.model,
-            e.result.technique,
-            f"{100 * e.result.accuracy:.2f}",
-            e.delta_text,
-            report.fmt_int(e.result.tflite_bytes),
-            report.fmt_int(e.result.tflite_gzip_bytes),
-            f"{e.ratio:.1f}x",
-            f"{e.result.latency_us:.1f}",
-            f"{e.speedup:.1f}x",
-            report.fmt_int(e.result.macs),
-        ]
-        for e in entries
-    ]
-    return Table(
-        [
-            "notebook",
-            "variant",
-            "model",
-            "technique",
-            "accuracy %",
-            "Δ points (vs baseline)",
-            "bytes",
-            "gzip bytes",
-            "ratio",
-            "latency µs",
-            "speed-up",
-            "MACs",
-        ],
-        rows,
+    pairs = [(e.result, e.base) for e in entries]
+    return report.variants_table(
+        pairs, ENTRY_COLUMNS, first=("notebook", [e.notebook for e in entries])
     )
 
 

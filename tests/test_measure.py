@@ -120,7 +120,8 @@ def test_keras_file_size_with_and_without_optimizer(tiny_model):
 
 def test_summarize_times_statistics():
     stats = measure.summarize_times([float(t) for t in range(1, 12)], threads=2)
-    assert (stats.median_us, stats.p90_us, stats.min_us, stats.runs) == (6.0, 10.0, 1.0, 11)
+    assert (stats.median_us, stats.p25_us, stats.p75_us, stats.p90_us) == (6.0, 3.5, 8.5, 10.0)
+    assert (stats.runs, stats.rounds) == (11, 1)
     assert stats.threads == 2 and "median 6.0 µs" in str(stats)
     with pytest.raises(ValueError, match="at least 2"):
         measure.summarize_times([1.0])

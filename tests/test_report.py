@@ -251,6 +251,9 @@ def test_variants_table_columns_and_leading_column():
     )
     assert table.headers == ["nb", "variant", "Δ points", "gzip ratio", "speed-up"]
     assert table.rows[1] == ["y", "half", "-1.00", "2.00x", "2.00x"]  # 3600/1800, 20/10
+    own = ("latency ms", lambda r, b: f"{r.latency_us / 1000:.3f}")  # a caller's own column
+    table = report.variants_table([(half, base)], ("variant", own))
+    assert table.headers == ["variant", "latency ms"] and table.rows == [["half", "0.010"]]
     with pytest.raises(ValueError, match="unknown columns"):
         report.variants_table([(base, base)], ("variant", "colour"))
     with pytest.raises(ValueError, match="2 rows"):

@@ -91,7 +91,23 @@ def test_entries_pair_each_variant_with_its_baseline(tmp_root):
         "broken",
     }
     table = summary.entries_table(entries)
+    assert table.headers == [
+        "notebook",
+        "variant",
+        "model",
+        "technique",
+        "accuracy %",
+        "Δ points (vs baseline)",
+        "bytes",
+        "gzip bytes",
+        "ratio",
+        "latency µs",
+        "speed-up",
+        "MACs",
+    ]
     assert len(table.rows) == 6
+    tiny = next(row for row in table.rows if row[1] == "tiny_int8")
+    assert tiny[0] == "02_pruning" and tiny[8:11] == ["87.5x", "2.0", "12.5x"]
     assert "-48.00 (lower)" in [row[5] for row in table.rows]
     assert "-0.10 (tie)" in [row[5] for row in table.rows]
     assert summary.course_entries(config.repo_root() / "missing") == []
