@@ -3,6 +3,7 @@
 #   make test     unit tests + every notebook in fast mode (what CI runs)
 #   make lab      open JupyterLab on the notebooks
 #   make warmup   run every notebook once in fast mode to cache its models and time it
+#   make mutation mutation-test the helpers and check the known bugs: docs/mutation.md (~1 h)
 # Each target creates .venv and installs requirements.txt on first use (needs only python3).
 
 PYTHON ?= python3
@@ -10,10 +11,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: course test lab warmup lint format readme help
+.PHONY: course test lab warmup lint format readme help mutation
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,9 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+mutation: $(STAMP)
+	$(BIN)/python -m course_lib.mutation
 
 readme: $(STAMP)
 	$(BIN)/python -m course_lib.readme

@@ -184,6 +184,31 @@ def test_stored_stats_and_deep_compression_count_a_pruned_model(tiny_model, tiny
     )
 
 
+def test_stored_stats_name_each_kernel_by_its_keras_layer(tiny_model, tiny_data):
+    from course_lib.tflite import convert
+
+    rows = combined.stored_weight_stats(convert(tiny_model), tiny_model)
+    # TFLite stores kernels output channel first: conv (8, 3, 3, 1), dense (10, 13*13*8)
+    assert sorted((r["layer"], tuple(r["shape"])) for r in rows) == [
+        ("conv", (8, 3, 3, 1)),
+        ("dense", (10, 1352)),
+    ]
+    assert all(r["layer"] == "?" for r in combined.stored_weight_stats(convert(tiny_model)))
+
+
+def test_the_ptq_stage_calibrates_on_training_images(tiny_model, tiny_data, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        combined,
+        "convert",
+        lambda model, kind, representative_data=None: seen.append((kind, representative_data)),
+    )
+    combined._convert_last(tiny_model, [Stage("prune", sparsity=0.5), Stage("ptq")], tiny_data)
+    combined._convert_last(tiny_model, [Stage("prune", sparsity=0.5)], tiny_data)
+    assert seen[0][0] == "int8" and seen[0][1] is tiny_data.x_train
+    assert seen[1] == ("float32", None)
+
+
 def test_run_pipeline_keeps_sparsity_and_clusters_in_the_file(tmp_root, tiny_data):
     base = training.train_baseline(
         "lenet_300_100", "mnist", training.TrainConfig(epochs=1), data=tiny_data

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 """The helpers a learner imports, lowest layer first."""
 
-TOOLS = ("runner", "readme", "bench", "quiet")
+TOOLS = ("runner", "readme", "bench", "quiet", "mutation")
 """The course's own tooling: on top of every layer; no helper imports it."""
 
 PACKAGE = config.repo_root() / "course_lib"

@@ -150,6 +150,17 @@ def test_sparse_weights_reports_format_and_densify(tiny_model):
     rows = tflite.sparse_weights(tflite.convert(sparse_model, sparse_format=True))
     fc = next(r for r in rows if r["op"] == "FULLY_CONNECTED")
     assert fc["densified"] and fc["block"] == "single values"
+    # zeros in whole blocks of 4 inputs of one output (TFLite's 1x4 layout, output rows first):
+    # the float32 converter keeps the block format and FULLY_CONNECTED reads it directly
+    kernel = tiny_model.get_weights()[2]
+    blocks = kernel.reshape(-1, 4, kernel.shape[1])
+    norms = np.abs(blocks).sum(axis=1)
+    weights[2] = (blocks * (norms > np.quantile(norms, 0.8))[:, None, :]).reshape(kernel.shape)
+    sparse_model.set_weights(weights)
+    rows = tflite.sparse_weights(tflite.convert(sparse_model, sparse_format=True))
+    assert rows == [
+        {"tensor": rows[0]["tensor"], "op": "FULLY_CONNECTED", "block": "1x4", "densified": False}
+    ]
 
 
 def test_latency_rounds_pool_their_timings_with_quartiles(converted, tiny_data):

@@ -31,7 +31,16 @@ def test_measure_tflite_fills_every_field(tmp_root, tiny_model, tiny_data):
     assert saved.read_bytes() == content
 
 
-def test_convert_and_measure_int8_calibrates_on_training_data(tmp_root, tiny_model, tiny_data):
+def test_convert_and_measure_int8_calibrates_on_training_data(
+    tmp_root, tiny_model, tiny_data, monkeypatch
+):
+    seen = []
+
+    def spy(model, kind, representative_data=None, **kwargs):
+        seen.append(representative_data)
+        return tflite.convert(model, kind, representative_data=representative_data, **kwargs)
+
+    monkeypatch.setattr(variants, "convert", spy)
     result = variants.convert_and_measure(
         tiny_model,
         "tiny_int8",
@@ -43,6 +52,8 @@ def test_convert_and_measure_int8_calibrates_on_training_data(tmp_root, tiny_mod
     )
     assert result.extra["conversion"] == "int8" and result.baseline == "tiny_float32"
     assert result.accuracy > 0.5
+    # calibrating on the test images would leak them into the model being tested
+    assert len(seen) == 1 and seen[0] is tiny_data.x_train
 
 
 def test_unknown_technique_is_rejected(tmp_root, tiny_model, tiny_data):
