@@ -51,3 +51,38 @@ def test_equivalents_file_skips_comments(tmp_path):
     path.write_text("# why these survive\n\nm.f__mutmut_1: the value is never read\n")
     assert mutation.read_equivalents(path) == {"m.f__mutmut_1": "the value is never read"}
     assert mutation.read_equivalents(tmp_path / "missing.txt") == {}
+
+
+def test_every_module_in_scope_exists_with_its_tests():
+    root = config.repo_root()
+    assert len(mutation.MODULES) == 10  # the scope issue 13 names
+    for module, tests in mutation.MODULES.items():
+        assert (root / module).is_file(), module
+        assert tests and all((root / t).is_file() for t in tests), tests
+
+
+def test_work_folder_links_the_repository_and_configures_one_module(tmp_path):
+    import tomllib
+
+    for name in ("course_lib", "tests", *mutation.ALSO_COPY):
+        (tmp_path / name).mkdir()
+    work = mutation.prepare_work_dir("course_lib/exercises/core.py", tmp_path)
+    assert work == tmp_path / "mutants" / "exercises.core"
+    assert (work / "course_lib").resolve() == (tmp_path / "course_lib").resolve()
+    settings = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert settings["only_mutate"] == ["course_lib/exercises/core.py"]
+    assert settings["pytest_add_cli_args_test_selection"] == ["tests/test_exercise_core.py"]
+    assert settings["also_copy"] == list(mutation.ALSO_COPY)
+    assert mutation.prepare_work_dir("course_lib/exercises/core.py", tmp_path) == work
+
+
+def test_results_are_read_per_module(tmp_path):
+    import json
+
+    with pytest.raises(FileNotFoundError, match="make mutation"):
+        mutation.read_mutmut_results(tmp_path)
+    meta = mutation.work_dir("course_lib/stats.py", tmp_path) / "mutants" / "course_lib"
+    meta.mkdir(parents=True)
+    codes = {"course_lib.stats.x_f__mutmut_1": 1, "course_lib.stats.x_f__mutmut_2": 0}
+    (meta / "stats.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+    assert mutation.read_mutmut_results(tmp_path) == {"course_lib/stats.py": codes}
