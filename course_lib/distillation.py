@@ -7,6 +7,7 @@ the chapter uses for its seed-repeated comparisons.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -16,7 +17,13 @@ from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
 from course_lib.models import build_model, with_softmax
-from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model
+from course_lib.training import (
+    CachedModel,
+    TrainConfig,
+    cached_model,
+    compile_model,
+    faster_steps,
+)
 
 
 def soft_target_loss(
@@ -202,15 +209,17 @@ def distill(
         soft = teacher_logits(teacher, data.x_train)
         start = time.perf_counter()
         set_seeds(cfg.seed)
-        history = distiller.fit(
-            (data.x_train, soft),
-            data.y_train,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            validation_data=(data.x_val, data.y_val),
-            shuffle=True,
-            verbose=0,
-        ).history
+        batches = cfg.epochs * math.ceil(len(data.x_train) / cfg.batch_size)
+        with faster_steps(distiller, batches):  # the same weights, sooner
+            history = distiller.fit(
+                (data.x_train, soft),
+                data.y_train,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                validation_data=(data.x_val, data.y_val),
+                shuffle=True,
+                verbose=0,
+            ).history
         model = compile_model(with_softmax(student), cfg.learning_rate)
         return model, {
             "history": {k: [float(v) for v in vals] for k, vals in history.items()},

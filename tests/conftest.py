@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render without a display
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 import course_lib  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from course_lib import config, data
+from course_lib import config, data, distillation, training
 from course_lib.compat import keras, set_seeds
 from course_lib.training import compile_model
 
@@ -70,3 +71,33 @@ def tiny_model(tiny_data) -> keras.Model:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def looped(monkeypatch) -> list[int]:
+    """Make every ``training.faster_steps`` block loop (even on tiny data); list what it used.
+
+    The list gets the batches per call of each block, so a test can check that its fit really
+    ran ``training.STEPS_PER_EXECUTION`` batches per call (or one, where it must).
+    """
+    monkeypatch.setattr(training, "MULTI_STEP_MIN_BATCHES", 1)
+    used: list[int] = []
+    real = training.faster_steps
+
+    @contextlib.contextmanager
+    def spy(*args, **kwargs):
+        with real(*args, **kwargs) as steps:
+            used.append(steps)
+            yield steps
+
+    monkeypatch.setattr(training, "faster_steps", spy)
+    monkeypatch.setattr(distillation, "faster_steps", spy)  # imported there by name
+    return used
+
+
+def same_weights(a: keras.Model, b: keras.Model) -> None:
+    """Assert two models hold bit-identical weights (trainable and not)."""
+    wa, wb = a.get_weights(), b.get_weights()
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_array_equal(x, y)

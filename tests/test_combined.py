@@ -7,6 +7,9 @@ import pytest
 
 from course_lib import combined, training
 from course_lib.combined import Stage
+from course_lib.compat import tfmot
+
+from .conftest import same_weights
 
 
 def S(*names):  # noqa: N802 - short helper: S("prune", "ptq")
@@ -285,3 +288,31 @@ def test_seed_repeats_retrain_only_the_last_stage(tiny_model, tiny_data, tmp_roo
     assert combined.seed_repeats(base, stages, tiny_data, [1, 2], model_name="tiny") == first
     with pytest.raises(ValueError, match="no seed"):
         combined.seed_repeats(base, [Stage("ptq")], tiny_data, [1], model_name="tiny")
+
+
+def test_clustering_loops_over_batches_with_the_weights_of_plain_keras(
+    tiny_model, tiny_data, looped
+):
+    api = tfmot.clustering.keras
+    stage = Stage("cluster", clusters=8, epochs=1, batch_size=8)  # 75 batches: 32 + 32 + 11
+    training.set_seeds(0)  # the k-means++ initial centroids
+    clustered, _ = combined._cluster(tiny_model, stage, tiny_data, preserve_sparsity=False)
+    assert looped == [training.STEPS_PER_EXECUTION] and training.STEPS_PER_EXECUTION > 1
+    training.set_seeds(0)
+    wrapped = api.cluster_weights(
+        training.copy_model(tiny_model),
+        number_of_clusters=8,
+        cluster_centroids_init=api.CentroidInitialization.KMEANS_PLUS_PLUS,
+    )
+    training.compile_model(wrapped, stage.learning_rate)
+    training.set_seeds(stage.seed)
+    wrapped.fit(
+        tiny_data.x_train,
+        tiny_data.y_train,
+        batch_size=8,
+        validation_data=(tiny_data.x_val, tiny_data.y_val),
+        shuffle=True,
+        verbose=0,
+    )
+    same_weights(clustered, api.strip_clustering(wrapped))
+    assert len(np.unique(clustered.get_layer("dense").get_weights()[0])) <= 8

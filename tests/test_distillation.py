@@ -11,6 +11,8 @@ import pytest
 from course_lib import distillation, models, training
 from course_lib.compat import keras, set_seeds, tf
 
+from .conftest import same_weights
+
 L = keras.layers
 
 
@@ -159,3 +161,30 @@ def test_distill_alpha_one_equals_label_training_and_seeds_are_cached_apart(tmp_
     )
     assert not other_seed.from_cache and other_seed.path != distilled.path
     assert not np.allclose(other_seed.model(x).numpy(), distilled.model(x).numpy())
+
+
+def test_distill_loops_over_batches_with_the_weights_of_a_plain_distiller_fit(
+    tmp_root, tiny_model, tiny_data, looped
+):
+    teacher = training.CachedModel(tiny_model, tmp_root / "tiny.keras", True)
+    cfg = training.TrainConfig(epochs=1, batch_size=8)  # 75 batches: 32 + 32 + 11
+    distilled = distillation.distill(teacher, "strided_cnn", tiny_data, cfg, alpha=0.5)
+    assert looped == [training.STEPS_PER_EXECUTION] and training.STEPS_PER_EXECUTION > 1
+    set_seeds(cfg.seed)
+    student = models.build_model("strided_cnn", logits=True)
+    distiller = distillation.Distiller(student, None, 4.0, 0.5)
+    distiller.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
+    assert int(distiller.steps_per_execution.numpy()) == 1
+    soft = distillation.to_logits(tiny_model).predict(tiny_data.x_train, verbose=0)
+    set_seeds(cfg.seed)
+    history = distiller.fit(
+        (tiny_data.x_train, soft),
+        tiny_data.y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        validation_data=(tiny_data.x_val, tiny_data.y_val),
+        shuffle=True,
+        verbose=0,
+    ).history
+    same_weights(distilled.model, student)  # the appended softmax has no weights
+    assert distilled.history == {k: [float(v) for v in vals] for k, vals in history.items()}

@@ -9,7 +9,7 @@ from course_lib import measure, models, pruning, training
 from course_lib.compat import keras, tfmot
 from course_lib.pruning import PruneConfig
 
-from .conftest import build_tiny_model
+from .conftest import build_tiny_model, same_weights
 
 S = tfmot.sparsity.keras
 
@@ -231,3 +231,31 @@ def test_seed_changes_the_fine_tune_and_has_its_own_cache_entry(tmp_root, tiny_d
     )
     assert again.from_cache and again.path == runs[1].path
     np.testing.assert_array_equal(again.model.get_layer("dense").get_weights()[0], kernels[0])
+
+
+def test_pruning_fine_tune_loops_over_batches_with_the_weights_of_plain_keras(
+    tiny_model, tiny_data, looped
+):
+    """tfmot counts pruning steps inside the compiled step, so 32 batches per call prune
+    exactly as one per call does: the same masks at the same steps, the same weights."""
+    cfg = PruneConfig(sparsity=0.75, epochs=2, batch_size=8)  # 150 steps, masks every few
+    pruned, meta = pruning.fine_tune_pruned(tiny_model, tiny_data, cfg)
+    assert looped == [training.STEPS_PER_EXECUTION] and training.STEPS_PER_EXECUTION > 1
+    wrapped = training.compile_model(
+        pruning.wrap_for_pruning(tiny_model, cfg, meta["steps"]), cfg.learning_rate
+    )
+    training.set_seeds(cfg.seed)
+    wrapped.fit(
+        tiny_data.x_train,
+        tiny_data.y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        validation_data=(tiny_data.x_val, tiny_data.y_val),
+        shuffle=True,
+        callbacks=[S.UpdatePruningStep()],
+        verbose=0,
+    )
+    same_weights(pruned, S.strip_pruning(wrapped))
+    for name in ("conv", "dense"):  # the schedule did prune, to its target
+        kernel = pruned.get_layer(name).get_weights()[0]
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=0.01)

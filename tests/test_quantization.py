@@ -8,6 +8,8 @@ import pytest
 from course_lib import quantization, tflite, training
 from course_lib.quantization import affine_params, dequantize, int_range, quantize
 
+from .conftest import make_dataset, same_weights
+
 
 @pytest.mark.parametrize(
     "bits,narrow,expected",
@@ -107,3 +109,26 @@ def test_quantization_aware_model_converts_to_int8_and_caches(tmp_root, tiny_dat
     lite = tflite.LiteModel(tflite.convert(again.model, "int8"))
     assert lite.input_dtype == np.int8
     assert lite.evaluate(tiny_data.x_test, tiny_data.y_test) > 0.5
+
+
+def test_qat_loops_over_batches_with_the_weights_of_plain_keras(tmp_root, tiny_model, looped):
+    """QAT also updates its activation ranges (moving averages) at every step; 32 steps per
+    call must leave those exactly as one step per call does."""
+    from course_lib.compat import tfmot
+
+    data = make_dataset(n_train=2400)  # 75 batches of 32: 32 + 32 + 11
+    base = training.CachedModel(tiny_model, tmp_root / "tiny.keras", True)
+    qat = quantization.quantization_aware_model(base, data, epochs=1, seed=4)
+    assert looped == [training.STEPS_PER_EXECUTION] and training.STEPS_PER_EXECUTION > 1
+    reference = training.compile_model(tfmot.quantization.keras.quantize_model(tiny_model), 1e-4)
+    training.set_seeds(4)
+    reference.fit(
+        data.x_train,
+        data.y_train,
+        epochs=1,
+        batch_size=32,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        verbose=0,
+    )
+    same_weights(qat.model, reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -11,7 +12,7 @@ import pytest
 from course_lib import config, training
 from course_lib.compat import keras
 
-from .conftest import build_tiny_model
+from .conftest import build_tiny_model, same_weights
 
 
 @pytest.mark.parametrize(
@@ -162,3 +163,123 @@ def test_a_save_killed_part_way_leaves_no_temp_file_for_the_next_run(tmp_root, t
     live.write_bytes(b"in progress")
     training.cached_model("m", {"k": 1}, lambda: (build_tiny_model(), {}), rebuild=None)
     assert not dead.exists() and live.exists()
+
+
+class _BatchCounter(keras.callbacks.Callback):
+    """Counts the training batches it is told about (a per-batch hook)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.batches += 1
+
+
+def _plain_fit(model: keras.Model, data, epochs: int, batch_size: int, seed: int) -> dict:
+    """The reference: Keras' own fit, one batch per call, as training.fit seeds it."""
+    training.set_seeds(seed)
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        verbose=0,
+    )
+    return history.history
+
+
+def test_fit_loops_over_batches_and_gives_the_weights_of_plain_keras(tiny_data, looped):
+    cfg = training.TrainConfig(epochs=2, batch_size=8, seed=3)  # 75 batches: 32 + 32 + 11
+    training.set_seeds(cfg.seed)
+    model = training.compile_model(build_tiny_model())
+    history = training.fit(model, tiny_data, cfg)
+    assert looped == [training.STEPS_PER_EXECUTION] and training.STEPS_PER_EXECUTION > 1
+    training.set_seeds(cfg.seed)
+    reference = training.compile_model(build_tiny_model())
+    assert int(reference.steps_per_execution.numpy()) == 1
+    expected = _plain_fit(reference, tiny_data, cfg.epochs, cfg.batch_size, cfg.seed)
+    same_weights(model, reference)
+    assert history == expected  # losses, accuracies and validation too, to the last bit
+    # the model keeps its compiled setting: a later plain fit reaches every batch
+    assert int(model.steps_per_execution.numpy()) == 1
+    assert model.get_compile_config()["steps_per_execution"] is None
+    counter = _BatchCounter()
+    model.fit(tiny_data.x_train, tiny_data.y_train, batch_size=8, callbacks=[counter], verbose=0)
+    assert counter.batches == 75
+
+
+def test_fit_after_an_earlier_fit_still_trains_on_every_batch(tiny_data, looped):
+    """Keras keeps the train and test functions it made: they must be remade for 32."""
+    cfg = training.TrainConfig(epochs=1, batch_size=8, seed=5)
+    models = []
+    for faster in (True, False):
+        training.set_seeds(cfg.seed)
+        model = training.compile_model(build_tiny_model())
+        model.fit(tiny_data.x_train[:64], tiny_data.y_train[:64], batch_size=8, verbose=0)
+        model.evaluate(tiny_data.x_val, tiny_data.y_val, batch_size=8, verbose=0)
+        if faster:
+            history = training.fit(model, tiny_data, cfg)
+        else:
+            expected = _plain_fit(model, tiny_data, cfg.epochs, cfg.batch_size, cfg.seed)
+        models.append(model)
+    assert looped == [training.STEPS_PER_EXECUTION]
+    same_weights(*models)
+    assert history == expected
+
+
+def test_batch_watchers_and_short_runs_keep_one_batch_per_call(tiny_data, monkeypatch):
+    seen = []
+    real = training.faster_steps
+
+    @contextlib.contextmanager
+    def spy(*args, **kwargs):
+        with real(*args, **kwargs) as steps:
+            seen.append(steps)
+            yield steps
+
+    monkeypatch.setattr(training, "faster_steps", spy)
+    cfg = training.TrainConfig(epochs=1, batch_size=8)
+    model = training.compile_model(build_tiny_model())
+    training.fit(model, tiny_data, cfg)  # 75 batches: too few to pay for the looping trace
+    assert seen == [1]
+    monkeypatch.setattr(training, "MULTI_STEP_MIN_BATCHES", 1)
+    counter = _BatchCounter()
+    training.fit(model, tiny_data, cfg, callbacks=[counter])
+    assert seen == [1, 1] and counter.batches == 75  # every batch reached the callback
+    # even a model compiled to loop runs one batch per call for a batch watcher
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", steps_per_execution=8)
+    counter = _BatchCounter()
+    training.fit(model, tiny_data, cfg, callbacks=[counter])
+    assert seen == [1, 1, 1] and counter.batches == 75
+    assert int(model.steps_per_execution.numpy()) == 8  # and is given back its setting
+
+
+def test_watches_batches_finds_per_batch_hooks_only():
+    from course_lib.compat import tfmot
+    from course_lib.mixed_precision import ThroughputCallback
+
+    cb = keras.callbacks
+
+    class ValidationBatches(cb.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            pass
+
+    assert training.watches_batches(ThroughputCallback(32))  # chapter 06 times every batch
+    assert training.watches_batches(ValidationBatches())
+    assert training.watches_batches(cb.LambdaCallback(on_batch_end=lambda batch, logs: None))
+    assert training.watches_batches(_BatchCounter())
+    assert not training.watches_batches(cb.LambdaCallback(on_epoch_end=lambda e, logs: None))
+    assert not training.watches_batches(cb.EarlyStopping())
+    assert not training.watches_batches(cb.Callback())
+    # tfmot 0.8 counts pruning steps inside the compiled step, not in this callback; if a
+    # release moves it here, fit falls back to one batch per call by itself
+    assert not training.watches_batches(tfmot.sparsity.keras.UpdatePruningStep())
+
+
+def test_faster_steps_needs_a_compiled_model():
+    with pytest.raises(ValueError, match="not compiled"):
+        with training.faster_steps(build_tiny_model(), 1000):
+            pass
