@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from course_lib import tflite
 from course_lib.compat import keras, tfmot
@@ -231,3 +232,236 @@ def test_numpy_numbers_are_accepted_where_python_numbers_are(converted, tiny_mod
         tiny_model, "int8", representative_data=tiny_data.x_train, num_calibration=np.int64(10)
     )
     assert tflite.LiteModel(content).input_dtype == np.int8
+
+
+# --- every function, its boundaries and its messages (issue 13, part 3) ---
+
+
+def _by_hand(content, x):
+    """Run LiteRT's interpreter the way 01_baseline does, one image at a time: raw outputs."""
+    interp = Interpreter(model_content=content)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    rows = []
+    for image in x:
+        interp.set_tensor(inp["index"], image[None])
+        interp.invoke()
+        rows.append(interp.get_tensor(out["index"])[0])
+    return np.array(rows), inp, out
+
+
+def test_int8_predict_equals_the_interpreter_by_hand(converted, tiny_data):
+    x = tiny_data.x_test[:4]
+    scale_in, zp_in = Interpreter(model_content=converted["int8"]).get_input_details()[0][
+        "quantization"
+    ]
+    q = np.clip(np.round(x / scale_in) + zp_in, -128, 127).astype(np.int8)
+    raw, _, out = _by_hand(converted["int8"], q)
+    scale, zp = out["quantization"]
+    lite = tflite.LiteModel(converted["int8"])
+    assert lite.output_quantization == (scale, zp) and lite.input_quantization == (scale_in, zp_in)
+    np.testing.assert_array_equal(lite.prepare_input(x), q)
+    np.testing.assert_allclose(lite.predict(x), (raw.astype(np.float32) - zp) * scale)
+    assert lite.prepare_input(q) is q  # already int8: passed through untouched
+
+
+def test_int8_input_is_clipped_to_the_int8_range(converted):
+    lite = tflite.LiteModel(converted["int8"])
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    x[0], x[1] = 1e6, -1e6
+    q = lite.prepare_input(x)
+    assert q[0].min() == 127 and q[1].max() == -128
+
+
+def test_float_predict_equals_the_interpreter_by_hand(converted, tiny_data):
+    x = tiny_data.x_test[:3]
+    raw, _, _ = _by_hand(converted["float32"], x)
+    lite = tflite.LiteModel(converted["float32"])
+    np.testing.assert_array_equal(lite.predict(x), raw)
+    assert lite.output_quantization == (0.0, 0) and lite.output_dtype == np.float32
+    labels = raw.argmax(1)
+    assert lite.evaluate(x, labels) == 1.0
+    assert lite.evaluate(x, (labels + 1) % 10) == 0.0
+    assert lite.evaluate(x[:2], np.array([labels[0], (labels[1] + 1) % 10])) == 0.5
+    np.testing.assert_array_equal(lite.correct(x, labels[:, None]), [True, True, True])
+
+
+def test_label_errors_say_what_is_wrong(converted, tiny_data):
+    lite = tflite.LiteModel(converted["float32"])
+    x = tiny_data.x_test[:3]
+    with pytest.raises(ValueError, match=r"labels of shape \(3, 10\) look one-hot"):
+        lite.correct(x, np.eye(10)[:3])
+    with pytest.raises(ValueError, match=r"1-D array of class indices, got float32 \(3,\)"):
+        lite.correct(x, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"got int64 \(3, 1, 1\)"):
+        lite.correct(x, np.zeros((3, 1, 1), np.int64))
+    with pytest.raises(ValueError, match=r"x and y differ in length: 3 vs 2"):
+        lite.correct(x, np.zeros(2, np.int64))
+
+
+def test_prepare_input_messages_in_full(converted):
+    lite = tflite.LiteModel(converted["int8"])
+    with pytest.raises(ValueError) as err:
+        lite.prepare_input(np.zeros((28, 28, 1), np.float32))
+    assert str(err.value) == (
+        "this .tflite expects input of shape (N, 28, 28, 1) and dtype int8; got shape "
+        "(28, 28, 1) (add a batch axis with x[None] for a single image)"
+    )
+    with pytest.raises(ValueError, match=r"expects input of dtype float32 or int8; got float64$"):
+        lite.prepare_input(np.zeros((1, 28, 28, 1)))
+    with pytest.raises(ValueError, match="shape"):
+        lite.prepare_input(np.zeros((1, 28, 27, 1), np.float32))
+
+
+def test_check_images_and_finite_messages(tiny_data):
+    x = tiny_data.x_train
+    with pytest.raises(
+        ValueError,
+        match=r"^representative data must have shape \(N, 28, 28, 1\) to match the model "
+        r"input; got \(3, 28, 28\)$",
+    ):
+        tflite.representative_dataset(x[:3, ..., 0], 1, input_shape=(None, 28, 28, 1))
+    with pytest.raises(ValueError, match=r"got list$"):
+        tflite.representative_dataset([x[0]], 1, input_shape=(None, 28, 28, 1))
+    with pytest.raises(ValueError, match=r"got float64 \(convert with x\.astype\('float32'\)\)"):
+        tflite.representative_dataset(x[:3].astype(np.float64), 1, input_shape=(None, 28, 28, 1))
+    bad = x[:2].copy()
+    bad[0] = np.inf
+    with pytest.raises(ValueError, match=r"representative data contains 784 NaN or infinite"):
+        tflite.representative_dataset(bad, 1, input_shape=(None, 28, 28, 1))
+    bad = np.full((2, 40, 40, 1), np.nan, np.float32)
+    with pytest.raises(ValueError, match=r"contains 3,200 NaN"):
+        tflite.representative_dataset(bad, 1, input_shape=(None, 40, 40, 1))
+
+
+def test_representative_dataset_picks_distinct_images_reproducibly(tiny_data):
+    x = tiny_data.x_train[:8]
+    images = [b[0] for b in tflite.representative_dataset(x, num_samples=8)()]
+    # all 8 images, each once (a permutation), each with its batch axis
+    found = sorted(int(np.flatnonzero((x == img).all(axis=(1, 2, 3)))[0]) for img in images)
+    assert found == list(range(8)) and images[0].shape == (1, 28, 28, 1)
+    default = [b[0] for b in tflite.representative_dataset(x, 4)()]
+    seeded = [b[0] for b in tflite.representative_dataset(x, 4, seed=tflite.config.SEED)()]
+    np.testing.assert_array_equal(default, seeded)
+    assert len(list(tflite.representative_dataset(tiny_data.x_train)())) == 100  # default
+    with pytest.raises(ValueError, match=r"num_samples must be in 1\.\.8, got 9"):
+        tflite.representative_dataset(x, num_samples=9)
+
+
+def test_calibration_count_boundaries(tiny_model, tiny_data, monkeypatch):
+    with pytest.raises(ValueError, match=r"num_calibration must be in 1\.\.20 .*got 0"):
+        tflite.convert(
+            tiny_model, "int8", representative_data=tiny_data.x_train[:20], num_calibration=0
+        )
+    seen = []
+    real = tflite.representative_dataset
+    monkeypatch.setattr(
+        tflite, "representative_dataset", lambda x, n, *a: seen.append((len(x), n)) or real(x, n)
+    )
+    content = tflite.convert(tiny_model, "int8", representative_data=tiny_data.x_train[:100])
+    assert seen == [(100, 100)]  # default: 100 images, all of these
+    assert tflite.LiteModel(content).input_dtype == np.int8
+
+
+def test_each_kind_stores_its_types(converted):
+    def dtypes(kind):
+        return {str(v.dtype) for v in tflite.weight_tensors(converted[kind]).values()}
+
+    assert "float16" in dtypes("float16") and "int8" not in dtypes("float16")
+    assert "int8" in dtypes("dynamic") and "float16" not in dtypes("dynamic")
+    assert tflite.LiteModel(converted["dynamic"]).input_dtype == np.float32
+    int16 = Interpreter(model_content=converted["int16x8"]).get_tensor_details()
+    assert any(d["dtype"] == np.int16 for d in int16)  # int16 activations
+    assert tflite.LiteModel(converted["int16x8"]).input_dtype == np.float32
+    assert dtypes("float32") - {"int32"} == {"float32"}  # int32: the reshape's shape
+
+
+def test_default_kind_is_float32_and_qat_needs_no_calibration(tiny_model, converted):
+    assert tflite.op_names(tflite.convert(tiny_model)) == tflite.op_names(converted["float32"])
+    qat = tfmot.quantization.keras.quantize_model(tiny_model)
+    lite = tflite.LiteModel(tflite.convert(qat, "int8"))  # QAT learned its ranges
+    assert lite.input_dtype == lite.output_dtype == np.int8
+    stored = tflite.weight_tensors(tflite.convert(qat))  # the float32 kind of a QAT model
+    assert any(v.dtype == np.int8 for v in stored.values())  # still has int8 weights
+
+
+def test_weight_tensors_are_the_keras_weights_in_tflite_layout(converted, tiny_model):
+    stored = tflite.weight_tensors(converted["float32"])
+    kernel, bias, dense_kernel, dense_bias = tiny_model.get_weights()
+    floats = [v for v in stored.values() if v.dtype == np.float32]
+    assert len(floats) == 4  # two kernels and two biases; the image input is not a weight
+    conv = next(v for v in floats if v.ndim == 4)
+    np.testing.assert_array_equal(conv, np.transpose(kernel, (3, 0, 1, 2)))  # (out, h, w, in)
+    biases = sorted((v for v in floats if v.ndim == 1), key=len)
+    np.testing.assert_array_equal(biases[0], bias)
+    np.testing.assert_array_equal(biases[1], dense_bias)
+    input_name = Interpreter(model_content=converted["float32"]).get_input_details()[0]["name"]
+    assert input_name not in stored
+
+
+def test_read_tflite_checks_the_identifier_at_bytes_4_to_8(tmp_path):
+    good = b"\0\0\0\0TFL3" + bytes(8)
+    assert tflite.read_tflite(good) == good
+    assert tflite.read_tflite(bytearray(good)) == good
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        tflite.read_tflite(b"TFL3" + bytes(12))
+    with pytest.raises(ValueError, match=r"^the given bytes is empty: not a \.tflite model"):
+        tflite.read_tflite(b"")
+    with pytest.raises(ValueError, match=r"It looks like a zip archive, e\.g\. a \.keras model"):
+        tflite.read_tflite(b"PK\x03\x04" + bytes(12))
+    h5 = tmp_path / "m.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(8))
+    with pytest.raises(ValueError, match=r"m\.h5 is not a .* It looks like an HDF5 \(\.h5\)"):
+        tflite.read_tflite(h5)
+    with pytest.raises(ValueError, match=r"identifier\)\.$"):  # no hint for other files
+        tflite.read_tflite(b"0123456789abcdef")
+    path = tmp_path / "fake.tflite"
+    path.write_bytes(good)
+    assert tflite.read_tflite(str(path)) == good
+    with pytest.raises(ValueError, match=r"fake\.tflite is not"):
+        path.write_bytes(bytes(16))
+        tflite.read_tflite(path)
+
+
+def test_save_tflite_returns_the_path(converted, tmp_path):
+    path = tflite.save_tflite(converted["float32"], str(tmp_path / "a.tflite"))
+    assert path == tmp_path / "a.tflite" and path.read_bytes() == converted["float32"]
+
+
+def test_lite_model_threads_boundary(converted):
+    assert tflite.LiteModel(converted["float32"], num_threads=1).num_threads == 1
+    assert tflite.LiteModel(converted["float32"]).num_threads == 1  # default
+    with pytest.raises(ValueError, match=r"num_threads must be >= 1, got 0"):
+        tflite.LiteModel(converted["float32"], num_threads=0)
+
+
+def test_latency_times_invoke_on_the_first_image_with_defaults(converted, tiny_data, monkeypatch):
+    lite = tflite.LiteModel(converted["float32"], num_threads=3)
+    calls = []
+    monkeypatch.setattr(tflite, "time_calls", lambda *a, **k: calls.append((a, k)) or "stats")
+    assert lite.latency(tiny_data.x_test[:3]) == "stats"
+    assert calls == [((lite.interpreter.invoke, 30, 300), {"threads": 3, "rounds": 1})]
+    np.testing.assert_array_equal(
+        lite.interpreter.get_tensor(lite._input["index"]), tiny_data.x_test[:1]
+    )
+    lite.latency(tiny_data.x_test[:1], warmup=4, runs=8, rounds=2)
+    assert calls[-1] == ((lite.interpreter.invoke, 4, 8), {"threads": 3, "rounds": 2})
+
+
+def test_sparse_weights_rows_name_the_tensor_and_op(tiny_model):
+    sparse_model = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    kernel = weights[2]
+    blocks = kernel.reshape(-1, 4, kernel.shape[1])
+    norms = np.abs(blocks).sum(axis=1)
+    weights[2] = (blocks * (norms > np.quantile(norms, 0.8))[:, None, :]).reshape(kernel.shape)
+    sparse_model.set_weights(weights)
+    content = tflite.convert(sparse_model, sparse_format=True)
+    sparse = [
+        d["name"]
+        for d in Interpreter(model_content=content).get_tensor_details()
+        if d.get("sparsity_parameters")
+    ]
+    assert tflite.sparse_weights(content) == [
+        {"tensor": sparse[0], "op": "FULLY_CONNECTED", "block": "1x4", "densified": False}
+    ]
