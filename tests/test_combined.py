@@ -316,3 +316,353 @@ def test_clustering_loops_over_batches_with_the_weights_of_plain_keras(
     )
     same_weights(clustered, api.strip_clustering(wrapped))
     assert len(np.unique(clustered.get_layer("dense").get_weights()[0])) <= 8
+
+
+# --- pure functions and wiring: exact values, boundaries and messages -------------------
+
+
+def test_stage_defaults():
+    from dataclasses import asdict
+
+    assert asdict(Stage("qat")) == {
+        "name": "qat",
+        "sparsity": None,
+        "clusters": None,
+        "epochs": 1,
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "seed": 42,
+    }
+    assert combined.STAGES == ("prune", "cluster", "ptq", "qat", "pqat", "cqat", "pcqat")
+
+
+def test_stage_settings_in_full():
+    assert Stage("prune", sparsity=0.5, epochs=2, learning_rate=0.01, batch_size=8).settings() == {
+        "name": "prune",
+        "epochs": 2,
+        "learning_rate": 0.01,
+        "batch_size": 8,
+        "sparsity": 0.5,
+    }
+    assert Stage("prune", sparsity={"a": np.float32(0.25)}).settings()["sparsity"] == {"a": 0.25}
+    assert Stage("cluster", clusters=8, seed=3).settings() == {
+        "name": "cluster",
+        "epochs": 1,
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "seed": 3,
+        "clusters": 8,
+    }
+    assert Stage("pqat", clusters=8, sparsity=0.5).settings() == {
+        "name": "pqat",
+        "epochs": 1,
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "seed": 42,
+    }
+    settings = Stage("qat", learning_rate=1, epochs=np.int64(2)).settings()
+    assert type(settings["learning_rate"]) is float and type(settings["epochs"]) is int
+    with pytest.raises(TypeError, match=r"^a 'prune' stage needs a sparsity, e.g. "):
+        Stage("prune").settings()
+    with pytest.raises(TypeError, match=r"^a 'cluster' stage needs clusters, e.g. "):
+        Stage("cluster").settings()
+
+
+def test_with_seed_keeps_every_other_field():
+    stage = Stage("cluster", sparsity=0.5, clusters=8, epochs=3, learning_rate=0.01, batch_size=16)
+    assert stage.with_seed(7) == Stage("cluster", 0.5, 8, 3, 0.01, 16, 7)
+
+
+def test_pipeline_name_joins_with_arrows():
+    assert combined.pipeline_name([Stage("qat")]) == "qat"
+    assert combined.pipeline_name(S("prune", "cluster", "pcqat")) == "prune>cluster>pcqat"
+    assert combined.pipeline_name([]) == ""
+
+
+@pytest.mark.parametrize(
+    "stages,message",
+    [
+        (
+            [Stage("ptq"), Stage("prune")],
+            "stage 1 ('prune') needs a sparsity: Stage('prune', sparsity=0.8) or "
+            "Stage('prune', sparsity={'dense': 0.9})",
+        ),
+        ([Stage("prune", sparsity={})], "stage 0 ('prune'): the sparsity dict names no layer"),
+        (
+            [Stage("prune", sparsity=1.5)],
+            "stage 0 ('prune'): sparsity of 'sparsity' must be a number in (0, 1) "
+            "(a fraction of weights set to zero), got 1.5",
+        ),
+        (
+            [Stage("prune", sparsity=float("inf"))],
+            "stage 0 ('prune'): sparsity of 'sparsity' must be a number in (0, 1) "
+            "(a fraction of weights set to zero), got inf",
+        ),
+        (
+            [Stage("cluster", clusters=1)],
+            "stage 0 ('cluster') needs clusters, an integer >= 2 "
+            "(e.g. Stage('cluster', clusters=16)), got 1",
+        ),
+        (
+            [Stage("ptq", seed=1)],
+            "stage 0 ('ptq') takes no seed: only clustering and QAT stages are re-seeded",
+        ),
+        ([Stage("qat", epochs=True)], "stage 0 ('qat'): epochs must be an integer >= 1, got True"),
+        (
+            [Stage("qat", batch_size=0)],
+            "stage 0 ('qat'): batch_size must be an integer >= 1, got 0",
+        ),
+        ([Stage("qat", epochs=1.0)], "stage 0 ('qat'): epochs must be an integer >= 1, got 1.0"),
+        (
+            [Stage("qat", learning_rate=-0.1)],
+            "stage 0 ('qat'): learning_rate must be a number > 0, got -0.1",
+        ),
+        (
+            [Stage("qat", learning_rate=float("nan"))],
+            "stage 0 ('qat'): learning_rate must be a number > 0, got nan",
+        ),
+        (
+            [Stage("qat", learning_rate=True)],
+            "stage 0 ('qat'): learning_rate must be a number > 0, got True",
+        ),
+        (
+            [Stage("qat", learning_rate="1e-3")],
+            "stage 0 ('qat'): learning_rate must be a number > 0, got '1e-3'",
+        ),
+    ],
+)
+def test_setting_messages_in_full(stages, message):
+    import re
+
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        combined.validate_pipeline(stages)
+
+
+def test_setting_boundaries_that_are_accepted():
+    combined.validate_pipeline([Stage("cluster", clusters=2), Stage("cqat", seed=7)])
+    combined.validate_pipeline([Stage("prune", sparsity=0.001), Stage("ptq")])
+    combined.validate_pipeline([Stage("prune", sparsity={"a": 0.999, "b": 0.5})])
+    combined.validate_pipeline([Stage("qat", epochs=1, batch_size=1, learning_rate=1e-9)])
+    combined.validate_pipeline([Stage("qat", epochs=np.int64(2), learning_rate=np.float32(1))])
+    # ptq does not train: its training settings are not looked at
+    combined.validate_pipeline([Stage("ptq", epochs=0, batch_size=0, learning_rate=0)])
+
+
+@pytest.mark.parametrize(
+    "stages,message",
+    [
+        (
+            "qat",
+            "a pipeline is a list of Stage objects, not the string 'qat': write e.g. "
+            "[Stage('prune', sparsity=0.8), Stage('ptq')]",
+        ),
+        (b"qat", "a pipeline is a list of Stage objects, not the string b'qat'"),
+        ([], "a pipeline needs at least one stage"),
+        ([3], "stage 0 is 3 (int), not a Stage: write Stage(3, ...) with its settings"),
+        (
+            [Stage("kd")],
+            "unknown stage 'kd'; known stages: prune, cluster, ptq, qat, pqat, cqat, pcqat",
+        ),
+        (S("cluster", "cluster"), "stage 'cluster' appears more than once"),
+        (
+            S("ptq", "qat"),
+            "quantization stage 'ptq' must come last, but 'qat' follows it: "
+            "training after quantization would move the weights off the int8 grid",
+        ),
+        (
+            S("cluster", "prune"),
+            "prune before cluster: pruning a clustered layer destroys its clusters",
+        ),
+        (
+            S("pcqat"),
+            "'pcqat' preserves what cluster and prune made, so it needs cluster and prune first",
+        ),
+        (S("cqat"), "'cqat' preserves what cluster made, so it needs cluster first"),
+        (S("prune", "qat"), "'qat' after pruning lets zeros grow back; use 'pqat'"),
+        (S("prune", "cluster", "cqat"), "'cqat' after pruning lets zeros grow back; use 'pcqat'"),
+        (S("cluster", "qat"), "'qat' after clustering breaks the clusters; use 'cqat'"),
+    ],
+)
+def test_pipeline_messages_in_full(stages, message):
+    import re
+
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        combined.validate_pipeline(stages)
+
+
+def test_order_rules_that_are_accepted():
+    combined.validate_pipeline(S("cluster"))  # clustering alone
+    combined.validate_pipeline(S("cluster", "ptq"))
+    combined.validate_pipeline(S("prune", "cluster", "ptq"))
+    combined.validate_pipeline(S("cluster", "cqat"))
+    combined.validate_pipeline(S("prune", "cluster", "pqat"))  # pqat needs prune only
+
+
+def test_train_config_of_a_stage():
+    stage = Stage("qat", epochs=3, learning_rate=0.01, batch_size=16, seed=5)
+    assert combined._train_config(stage) == training.TrainConfig(3, 16, 0.01, 5)
+
+
+def test_quantize_uses_the_scheme_of_each_stage(monkeypatch, tiny_model):
+    from course_lib.compat import tfmot
+
+    q = tfmot.quantization.keras
+    seen = []
+    monkeypatch.setattr(q, "quantize_model", lambda m: seen.append(("model", m)) or "qat")
+    monkeypatch.setattr(q, "quantize_annotate_model", lambda m: ("annotated", m))
+    monkeypatch.setattr(q, "quantize_apply", lambda m, scheme: seen.append((m[0], scheme)))
+    assert combined._quantize(tiny_model, "qat") == "qat"
+    assert seen[0][1] is not tiny_model  # a copy: tfmot must not touch the original
+    for stage in ("pqat", "cqat", "pcqat"):
+        combined._quantize(tiny_model, stage)
+    combine = tfmot.experimental.combine
+    schemes = [scheme for _, scheme in seen[1:]]
+    assert [type(s) for s in schemes] == [
+        combine.Default8BitPrunePreserveQuantizeScheme,
+        combine.Default8BitClusterPreserveQuantizeScheme,
+        combine.Default8BitClusterPreserveQuantizeScheme,
+    ]
+    assert schemes[2].preserve_sparsity is True  # pcqat keeps the zeros of pruning
+    assert all(kind == "annotated" for kind, _ in seen[1:])
+
+
+def test_run_stage_routes_each_stage(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        combined, "fine_tune_pruned", lambda m, d, cfg: seen.append(cfg) or ("pruned", {})
+    )
+    monkeypatch.setattr(
+        combined,
+        "_cluster",
+        lambda m, stage, d, preserve_sparsity: seen.append(preserve_sparsity) or ("c", {}),
+    )
+    stage = Stage("prune", sparsity={"a": 0.5}, epochs=2, learning_rate=0.01, batch_size=8)
+    model, meta = combined._run_stage("base", stage, [], "data")
+    assert model == "pruned" and meta["train_seconds"] >= 0
+    assert seen[0] == combined.PruneConfig(
+        sparsity={"a": 0.5}, epochs=2, batch_size=8, learning_rate=0.01
+    )
+    combined._run_stage("base", Stage("cluster", clusters=4), [], "data")
+    combined._run_stage("base", Stage("cluster", clusters=4), S("prune"), "data")
+    assert seen[1:] == [False, True]  # clustering after pruning keeps the zeros
+    with pytest.raises(ValueError, match=r"^a 'prune' stage needs a sparsity"):
+        combined._run_stage("base", Stage("prune"), [], "data")
+
+
+def test_train_pipeline_chains_cache_keys(monkeypatch, tiny_data):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from course_lib.data import identity
+
+    calls = []
+
+    def fake_cached(name, key, create, custom_objects_scope=None, rebuild=None):
+        calls.append((name, key, rebuild))
+        return SimpleNamespace(model=f"after-{name}", meta={})
+
+    monkeypatch.setattr(combined, "cached_model", fake_cached)
+    base = SimpleNamespace(model="base", path=Path("m/base-1.keras"))
+    stages = [Stage("prune", sparsity=0.5), Stage("cluster", clusters=4), Stage("pcqat")]
+    model, entries = combined.train_pipeline(base, stages, tiny_data, model_name="net")
+    assert model == "after-net-prune>cluster>pcqat" and len(entries) == 3
+    ids = identity(tiny_data)
+    settings = [s.settings() for s in stages]
+    assert [c[:2] for c in calls] == [
+        ("net-prune", {"chain": ["base-1", settings[0]], **ids}),
+        ("net-prune>cluster", {"chain": ["base-1", *settings[:2]], **ids}),
+        ("net-prune>cluster>pcqat", {"chain": ["base-1", *settings], **ids}),
+    ]
+    assert calls[0][2] is None and calls[1][2] is None and calls[2][2] is not None
+    calls.clear()
+    model, entries = combined.train_pipeline(base, S("prune", "ptq"), tiny_data, model_name="n")
+    assert [c[0] for c in calls] == ["n-prune"] and model == "after-n-prune"  # ptq: no training
+    calls.clear()
+    model, entries = combined.train_pipeline(base, S("ptq"), tiny_data, model_name="n")
+    assert calls == [] and entries == [] and model == "base"
+    with pytest.raises(ValueError, match="at least one stage"):
+        combined.train_pipeline(base, [], tiny_data, model_name="n")
+
+
+def test_convert_last_uses_int8_for_every_quantization_stage(monkeypatch, tiny_data):
+    seen = []
+    monkeypatch.setattr(
+        combined,
+        "convert",
+        lambda m, kind, representative_data=None: seen.append((kind, representative_data)),
+    )
+    for last in ("qat", "pqat", "cqat", "pcqat", "cluster"):
+        combined._convert_last("m", [Stage(last)], tiny_data)
+    assert seen == [("int8", None)] * 4 + [("float32", None)]
+
+
+def test_run_pipeline_wires_the_measurement(monkeypatch, tiny_data):
+    from types import SimpleNamespace
+
+    entries = [SimpleNamespace(meta={"train_seconds": 1.26}), SimpleNamespace(meta={})]
+    monkeypatch.setattr(combined, "train_pipeline", lambda *a, **k: ("model", entries))
+    monkeypatch.setattr(combined, "_convert_last", lambda m, s, d: b"flat")
+    monkeypatch.setattr(combined, "stored_weight_stats", lambda c, m: [{"zeros": 5}, {"zeros": 2}])
+    monkeypatch.setattr(combined, "count_params", lambda m: 100)
+    monkeypatch.setattr(combined, "deep_compression_bytes", lambda c: 7)
+    seen = {}
+    monkeypatch.setattr(
+        combined, "measure_tflite", lambda *a, **k: seen.update(args=a, kwargs=k) or "result"
+    )
+    base = SimpleNamespace(model="base-model")
+    stages = S("prune", "ptq")
+    outcome = combined.run_pipeline(base, stages, tiny_data, model_name="net", baseline="b")
+    assert (outcome.result, outcome.model, outcome.tflite_bytes) == ("result", "model", b"flat")
+    assert outcome.stages == entries
+    assert seen["args"] == (b"flat", "net_prune_ptq", tiny_data, "base-model")
+    assert seen["kwargs"] == {
+        "model_name": "net",
+        "technique": "combined",
+        "baseline": "b",
+        "folder": "04_combined",
+        "nonzero_params": 100 - 7,
+        "pipeline": "prune>ptq",
+        "huffman_bytes": 7,
+        "stages": [s.settings() for s in stages],
+        "stored_weights": [{"zeros": 5}, {"zeros": 2}],
+        "fine_tune_seconds": 1.3,
+    }
+    combined.run_pipeline(
+        base, stages, tiny_data, model_name="net", baseline="b", folder="f", variant="v"
+    )
+    assert seen["args"][1] == "v" and seen["kwargs"]["folder"] == "f"
+
+
+def test_seed_repeats_messages_and_seeds(monkeypatch, tiny_data):
+    with pytest.raises(ValueError, match="^give at least one seed$"):
+        combined.seed_repeats(None, S("cluster", "cqat"), tiny_data, [], model_name="n")
+    with pytest.raises(ValueError, match=r"^the last stage 'prune' has no seed to repeat$"):
+        combined.seed_repeats(None, S("prune"), tiny_data, [1], model_name="n")
+    runs = []
+    monkeypatch.setattr(
+        combined,
+        "train_pipeline",
+        lambda base, run, data, model_name: runs.append(run) or (run, []),
+    )
+    monkeypatch.setattr(combined, "_convert_last", lambda m, run, d: run[-1].seed)
+    monkeypatch.setattr(
+        combined,
+        "LiteModel",
+        lambda seed: SimpleNamespaceLite(seed),
+    )
+    accuracies = combined.seed_repeats(
+        "b", S("cluster", "cqat"), tiny_data, [np.int64(3), 9], model_name="n"
+    )
+    assert accuracies == [0.3, 0.9]
+    assert [run[-1].seed for run in runs] == [3, 9] and type(runs[0][-1].seed) is int
+    assert all(run[0] == S("cluster")[0] for run in runs)
+
+
+class SimpleNamespaceLite:
+    """A stand-in LiteModel whose accuracy reveals the seed it was built for."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def evaluate(self, x, y):
+        return self.seed / 10

@@ -169,6 +169,13 @@ def test_prune_and_measure_reaches_the_sparsity_and_caches(tmp_root, tiny_data):
     assert result.extra["layer_sparsity"]["conv"] == 0.0
     assert result.nonzero_params == measure.count_nonzero(model)
     assert result.extra["sparse_format"] is False
+    assert result.extra["target_sparsity"] == {"dense": 0.8} and result.extra["m_by_n"] is None
+    assert result.extra["fine_tune_epochs"] == 2 and result.extra["seed"] == 42
+    assert result.extra["fine_tune_seconds"] > 0
+    # fine-tuning saw 2 epochs of ceil(600 / 32) = 19 batches
+    entry = pruning.pruned_model(base, "dense_80", tiny_data, cfg, model_name="seed_cnn")
+    assert entry.from_cache and entry.meta["steps"] == 2 * 19
+    assert entry.path.name.startswith("seed_cnn-dense_80")
     again, _ = pruning.prune_and_measure(
         base,
         "dense_80",
@@ -186,7 +193,7 @@ def test_structured_2_4_pruning_holds_after_training(tmp_root, tiny_data):
     base = training.train_baseline(
         "lenet_300_100", "mnist", training.TrainConfig(epochs=1), data=tiny_data
     )
-    _, model = pruning.prune_and_measure(
+    result, model = pruning.prune_and_measure(
         base,
         "two_four",
         tiny_data,
@@ -194,6 +201,7 @@ def test_structured_2_4_pruning_holds_after_training(tmp_root, tiny_data):
         model_name="lenet_300_100",
         baseline="base",
     )
+    assert result.extra["m_by_n"] == [2, 4]
     for name in ("fc1", "fc2", "fc3"):
         assert pruning.m_by_n_violations(model.get_layer(name).get_weights()[0], 2, 4) == 0
 
@@ -259,3 +267,276 @@ def test_pruning_fine_tune_loops_over_batches_with_the_weights_of_plain_keras(
     for name in ("conv", "dense"):  # the schedule did prune, to its target
         kernel = pruned.get_layer(name).get_weights()[0]
         assert np.mean(kernel == 0) == pytest.approx(0.75, abs=0.01)
+
+
+# --- pure functions: exact values, boundaries and messages -----------------------------
+
+
+def test_magnitude_mask_breaks_ties_by_position():
+    w = np.tile([1.0, -2.0], 10)  # ten 1s (even positions) tie for the smallest magnitude
+    mask = pruning.magnitude_mask(w, 0.25)  # round(0.25 * 20) = 5 dropped: the first five 1s
+    assert np.flatnonzero(~mask).tolist() == [0, 2, 4, 6, 8]
+    assert mask.dtype == bool and mask.shape == (20,)
+
+
+def test_magnitude_mask_boundaries():
+    w = np.arange(1.0, 7.0).reshape(2, 3)
+    assert pruning.magnitude_mask(w, 0.0).all()  # sparsity 0 keeps everything
+    assert pruning.magnitude_mask(w, 0.9).tolist() == [[False] * 3, [False, False, True]]
+    assert not pruning.magnitude_mask(w, 0.99).any()  # round(5.94) = 6: all six dropped
+    assert pruning.magnitude_mask(np.array([5.0]), 0.4).tolist() == [True]  # round(0.4) = 0
+    assert pruning.magnitude_mask(np.array([5.0]), 0.6).tolist() == [False]  # round(0.6) = 1
+    assert pruning.magnitude_mask([3.0, -1.0], 0.5).tolist() == [True, False]  # a plain list
+
+
+def test_sparsity_messages_name_the_value():
+    with pytest.raises(ValueError, match=r"^sparsity must be a number in \[0, 1\), got '0.5'$"):
+        pruning.magnitude_mask(np.ones(4), "0.5")
+    with pytest.raises(
+        ValueError, match=r"^sparsity must be in \[0, 1\), got 1.0 \(1 would remove everything\)$"
+    ):
+        pruning.magnitude_mask(np.ones(4), 1.0)
+    with pytest.raises(ValueError, match=r"^cannot prune an empty array$"):
+        pruning.magnitude_mask(np.zeros((0, 3)), 0.5)
+
+
+def test_m_by_n_defaults_and_edge_blocks():
+    kernel = np.ones((4, 1))
+    assert pruning.m_by_n_violations(kernel) == 1  # default 2:4, no zeros in the block
+    kernel[[0, 3], 0] = 0.0
+    assert pruning.m_by_n_violations(kernel) == 0
+    assert pruning.m_by_n_violations(np.ones((8, 2)), 0, 4) == 0  # 0 zeros asked: never fails
+    assert pruning.m_by_n_violations(np.ones((8, 2)), 4, 4) == 2 * 2  # every block fails
+    assert pruning.m_by_n_violations(np.zeros((8, 2)), 4, 4) == 0  # m == n allowed
+    assert pruning.m_by_n_violations(np.ones((3, 2)), 1, 1) == 3 * 2  # n == 1 allowed
+    # 5 inputs: blocks [1 1 1 1] and [1 + three padded zeros] -> only the first fails 2:4
+    assert pruning.m_by_n_violations(np.ones((5, 1)), 2, 4) == 1
+    with pytest.raises(ValueError, match=r"^need 0 <= m <= n and n >= 1, got m=1, n=0$"):
+        pruning.m_by_n_violations(np.ones((4, 4)), 1, 0)
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 2\)"):
+        pruning.m_by_n_violations(np.ones((2, 2, 2)))
+
+
+def test_m_by_n_reads_conv_blocks_along_input_channels():
+    conv = np.ones((1, 2, 4, 3))  # (h, w, in, out): 1 * 2 * 3 rows of 4 input channels
+    conv[0, 0, :2, 0] = 0.0  # one row holds two zeros
+    assert pruning.m_by_n_violations(conv, 2, 4) == 6 - 1
+    conv = np.zeros((1, 1, 4, 2))
+    conv[0, 0, :, 1] = [1.0, 1.0, 1.0, 0.0]  # output 1: one zero only
+    assert pruning.m_by_n_violations(conv, 2, 4) == 1
+
+
+def test_schedule_check_texts_in_full():
+    never = pruning.ScheduleCheck(50, [], 0.0, 0.8)
+    assert str(never) == (
+        "This schedule never prunes in 50 training steps: tfmot updates the masks only at "
+        "steps s >= 1 with (s - begin_step) % frequency == 0 (and s <= end_step). Lower "
+        "`frequency` or `begin_step`, or train longer."
+    )
+    done = pruning.ScheduleCheck(1000, [100, 200, 300, 400], 0.8, 0.8)
+    assert (
+        str(done)
+        == "4 mask updates between steps 100 and 400 of 1000; the last one applies 80.0 % sparsity."
+    )
+    short = pruning.ScheduleCheck(450, [100, 200, 300, 400], 0.25, 0.8)
+    assert str(short) == (
+        "4 mask updates between steps 100 and 400 of 450; the last one applies 25.0 % "
+        "sparsity, short of the target 80.0 %."
+    )
+
+
+def test_schedule_check_properties():
+    assert not pruning.ScheduleCheck(10, [5], 0.0, 0.5).prunes  # an update to 0 % prunes nothing
+    assert not pruning.ScheduleCheck(10, [], 0.5, 0.5).prunes
+    assert pruning.ScheduleCheck(10, [5], 0.5, 0.5).reaches_target
+    assert pruning.ScheduleCheck(10, [5], 0.5 + 5e-7, 0.5).reaches_target  # within 1e-6
+    assert not pruning.ScheduleCheck(10, [5], 0.5 + 2e-6, 0.5).reaches_target
+    assert not pruning.ScheduleCheck(10, [], 0.0, 0.0).reaches_target  # no update at all
+
+
+def test_check_schedule_step_rules():
+    every = S.ConstantSparsity(0.5, begin_step=0, frequency=1)  # end_step -1: no end
+    check = pruning.check_schedule(every, 3)
+    assert check.pruning_steps == [1, 2, 3]  # step 0 never comes: the counter starts at 1
+    assert check.total_steps == 3 and check.target_sparsity == 0.5
+    assert check.final_sparsity == 0.5
+    assert pruning.check_schedule(every, 1).pruning_steps == [1]
+    ends = S.ConstantSparsity(0.5, begin_step=2, end_step=4, frequency=1)
+    assert pruning.check_schedule(ends, 10).pruning_steps == [2, 3, 4]
+    assert pruning.check_schedule(ends, 3).pruning_steps == [2, 3]
+    ramp = S.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=40, frequency=10, power=1)
+    # linear ramp (power 1): at step 20 of 40 tfmot applies half the target
+    assert pruning.check_schedule(ramp, 20).final_sparsity == pytest.approx(0.3, abs=1e-6)
+    with pytest.raises(ValueError, match=r"^total_steps must be >= 1, got 0$"):
+        pruning.check_schedule(every, 0)
+    with pytest.raises(ValueError, match="^unsupported schedule int$"):
+        pruning.check_schedule(3, 10)
+
+
+def test_require_pruning_returns_the_check():
+    schedule = S.ConstantSparsity(0.5, begin_step=0, frequency=2)
+    check = pruning.require_pruning(schedule, 4)
+    assert check.pruning_steps == [2, 4] and check.reaches_target
+
+
+@pytest.mark.parametrize(
+    "total,end_step,frequency",
+    [
+        (1000, 600, 30),  # ramp int(0.6 * 1000) = 600, 600 // 20 updates = 30
+        (2, 1, 1),  # ramp max(1, int(1.2)) = 1
+        (5000, 3000, 100),  # 3000 // 20 = 150, capped at 100
+        (50, 30, 1),  # 30 // 20 = 1
+        (130, 78, 3),  # ramp 78, 78 // 20 = 3, 78 // 3 * 3 = 78
+        (145, 84, 4),  # ramp 87, 87 // 20 = 4, 87 // 4 * 4 = 84
+    ],
+)
+def test_polynomial_schedule_parameters(total, end_step, frequency):
+    schedule = pruning.polynomial_schedule(0.7, total)
+    assert (schedule.begin_step, schedule.end_step, schedule.frequency) == (0, end_step, frequency)
+    assert (schedule.initial_sparsity, schedule.final_sparsity) == (0.0, 0.7)
+
+
+def test_polynomial_schedule_end_fraction_and_updates():
+    full = pruning.polynomial_schedule(0.5, 100, end_fraction=1.0, updates=10)
+    assert (full.end_step, full.frequency) == (100, 10)
+    odd = pruning.polynomial_schedule(0.5, 100, end_fraction=0.5, updates=3)
+    assert (odd.end_step, odd.frequency) == (48, 16)  # 50 // 3 = 16, 50 // 16 * 16 = 48
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"0 < end_fraction <= 1, got 100, "):
+            pruning.polynomial_schedule(0.5, 100, end_fraction=bad)
+    with pytest.raises(ValueError, match=r"^target must be in \[0, 1\)"):
+        pruning.polynomial_schedule(1.0, 100)
+    with pytest.raises(ValueError, match=r"^need total_steps >= 2 and 0 < end_fraction <= 1"):
+        pruning.polynomial_schedule(0.5, 1)
+
+
+def test_prune_config_defaults_and_messages():
+    from dataclasses import asdict
+
+    assert asdict(PruneConfig()) == {
+        "sparsity": 0.9,
+        "epochs": 3,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "m_by_n": None,
+        "xnnpack_policy": False,
+        "end_fraction": 0.6,
+        "seed": 42,
+    }
+    PruneConfig(sparsity=0.0)
+    PruneConfig(m_by_n=(1, 2))
+    for bad in ((0, 4), (4, 4), (4, 2)):
+        with pytest.raises(ValueError, match=rf"^m_by_n needs 0 < m < n, got \({bad[0]}, "):
+            PruneConfig(m_by_n=bad)
+    with pytest.raises(ValueError, match=r"^sparsity=\{\} names no layer"):
+        PruneConfig(sparsity={})
+    with pytest.raises(ValueError, match=r"^sparsity must be in \[0, 1\), got 1.0 "):
+        PruneConfig(sparsity=1.0)
+    with pytest.raises(ValueError, match=r"got 1.2"):
+        PruneConfig(sparsity={"conv": 0.5, "dense": 1.2})
+
+
+def test_wrap_whole_model_and_its_schedule():
+    model = models.seed_cnn()
+    wrapped = pruning.wrap_for_pruning(model, PruneConfig(sparsity=0.5), 1000)
+    assert [layer.name for layer in wrapped.layers] == [
+        "prune_low_magnitude_conv",
+        "prune_low_magnitude_flatten",
+        "prune_low_magnitude_dense",
+    ]
+    dense = wrapped.get_layer("prune_low_magnitude_dense")
+    cfg = dense.pruning_schedule.get_config()["config"]
+    assert (cfg["final_sparsity"], cfg["end_step"], cfg["frequency"]) == (0.5, 600, 30)
+    np.testing.assert_array_equal(dense.layer.get_weights()[0], model.get_layer("dense").kernel)
+
+
+def test_wrap_passes_m_by_n_and_skips_layers_at_zero():
+    model = models.seed_cnn()
+    cfg = PruneConfig(sparsity={"conv": 0.0, "dense": 0.5}, m_by_n=(2, 4))
+    wrapped = pruning.wrap_for_pruning(model, cfg, 100)
+    assert type(wrapped.layers[0]).__name__ == "Conv2D"  # target 0: stays a plain layer
+    assert wrapped.layers[-1].sparsity_m_by_n == (2, 4)
+    np.testing.assert_array_equal(wrapped.layers[0].kernel, model.layers[0].kernel)
+    plain = pruning.wrap_for_pruning(model, PruneConfig(sparsity={"dense": 0.5}), 100)
+    assert plain.layers[-1].sparsity_m_by_n is None
+
+
+def test_wrap_messages_name_model_and_layers():
+    with pytest.raises(ValueError, match=r"^no layers named \['fc9', 'zz'\] in model 'seed_cnn'$"):
+        pruning.wrap_for_pruning(
+            models.seed_cnn(), PruneConfig(sparsity={"zz": 0.5, "fc9": 0.5, "dense": 0.5}), 100
+        )
+    flat = keras.Sequential([keras.Input((4,)), keras.layers.Flatten()], name="flat")
+    with pytest.raises(ValueError, match=r"^model 'flat' has no layer that can be pruned"):
+        pruning.wrap_for_pruning(flat, PruneConfig(), 100)
+
+
+def _two_dense(kernel_a, kernel_b=None):
+    """Input(2) -> Dense(2, 'a') [-> Dense(2, 'b')], zero biases, given kernels."""
+    layers = [keras.Input((2,)), keras.layers.Dense(2, name="a")]
+    if kernel_b is not None:
+        layers.append(keras.layers.Dense(2, name="b"))
+    model = keras.Sequential(layers)
+    model.get_layer("a").set_weights([np.asarray(kernel_a, np.float32), np.zeros(2, np.float32)])
+    if kernel_b is not None:
+        model.get_layer("b").set_weights(
+            [np.asarray(kernel_b, np.float32), np.zeros(2, np.float32)]
+        )
+    return model
+
+
+def test_per_layer_for_total_by_hand():
+    model = _two_dense(np.ones((2, 2)), np.ones((2, 2)))  # two kernels of 4 weights
+    # 1/3 of 8 weights = 8/3 zeros, all in 'b': 2/3 of its 4 weights
+    assert pruning.per_layer_for_total(model, {}, "b", 1 / 3) == {"b": 0.666667}
+    assert pruning.per_layer_for_total(model, {"a": 0.5}, "b", 0.5) == {"a": 0.5, "b": 0.5}
+    assert pruning.per_layer_for_total(model, {"a": 0.0}, "b", 0.0) == {"a": 0.0, "b": 0.0}
+    with pytest.raises(ValueError, match=r"^layer 'b' would need sparsity 1.0000 to reach 0.5; "):
+        pruning.per_layer_for_total(model, {"a": 0.0}, "b", 0.5)
+    with pytest.raises(ValueError, match="would need sparsity 1.5000"):
+        pruning.per_layer_for_total(model, {}, "b", 0.75)
+    with pytest.raises(ValueError, match="would need sparsity -0.2500"):
+        pruning.per_layer_for_total(model, {"a": 0.75}, "b", 0.25)
+    with pytest.raises(ValueError, match=r"^total must be in \[0, 1\)"):
+        pruning.per_layer_for_total(model, {}, "b", 1.0)
+    with pytest.raises(ValueError, match=r"^sparsity must be in \[0, 1\)"):
+        pruning.per_layer_for_total(model, {"a": 1.0}, "b", 0.5)
+    with pytest.raises(ValueError, match=r"^no prunable kernels named \['c'\]; have \['a', 'b'\]$"):
+        pruning.per_layer_for_total(model, {}, "c", 0.5)
+
+
+def test_per_layer_for_total_leaves_unnamed_layers_dense():
+    model = models.lenet_300_100()  # fc1 784x300, fc2 300x100, fc3 100x10
+    sizes = {"fc1": 235_200, "fc2": 30_000, "fc3": 1_000}
+    targets = pruning.per_layer_for_total(model, {"fc2": 0.5}, "fc1", 0.8)
+    zeros = 0.8 * sum(sizes.values()) - 0.5 * 30_000  # fc3 stays dense
+    assert targets == {"fc2": 0.5, "fc1": round(zeros / 235_200, 6)}
+
+
+def test_layer_sensitivity_by_hand(capsys):
+    # outputs x @ K: with K = [[1, .1], [.2, 3]] both classes are reachable
+    model = _two_dense([[1.0, 0.1], [0.2, 3.0]])
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.5], [1.0, 0.2]], np.float32)
+    # full kernel: x @ K = [1, .1], [.2, 3], [1.1, 1.6], [1.04, .7] -> classes 0, 1, 1, 0
+    # 75 % sparsity keeps only 3.0: [0, 0], [0, 3], [0, 1.5], [0, .6] -> 0, 1, 1, 1
+    y = np.array([0, 1, 1, 0])
+    curves = pruning.layer_sensitivity(model, ["a"], [0.0, 0.75], x, y)
+    assert curves == {"a": [1.0, 0.75]}
+    assert capsys.readouterr().out == ""  # silent: no progress bar per sparsity
+    with pytest.raises(ValueError, match=r"^sparsity must be in \[0, 1\)"):
+        pruning.layer_sensitivity(model, ["a"], [0.5, 1.0], x, y)
+    with pytest.raises(ValueError, match=r"^layer 'nope' has no kernel|No such layer"):
+        pruning.layer_sensitivity(model, ["nope"], [0.5], x, y)
+
+
+def test_steps_per_epoch_and_default_epochs(monkeypatch):
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(x_train=np.zeros((65, 1)))
+    assert pruning.steps_per_epoch(data, 32) == 3  # ceil(65 / 32)
+    assert pruning.steps_per_epoch(data, 65) == 1
+    assert pruning.steps_per_epoch(data, 13) == 5
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert pruning.default_epochs() == 3
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert pruning.default_epochs() == 2
