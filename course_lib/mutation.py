@@ -361,8 +361,9 @@ def write_report(
         "mutmut changes the helpers learners rely on in small ways and runs the module's own",
         "unit tests (`MODULES` in course_lib/mutation.py) on each change; a *killed* mutant",
         f"made a test fail. The target is {TARGET:.0%} killed; `no tests` (no test of the",
-        "module calls the function) counts as not killed. Equivalent mutants (no possible",
-        "test can tell them apart) are listed with their reason but still count as survivors.",
+        "module calls the function) counts as not killed. Survivors with a reason after them",
+        "are explained in docs/mutation_equivalents.txt (most are equivalent: no test can tell",
+        "them from the real code); they still count as survivors in the score.",
         "",
         "| module | mutants | killed | survived | no tests | score | run time |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -400,7 +401,7 @@ def write_report(
             for name in alive:
                 short = name.split(".", 2)[-1] if name.count(".") >= 2 else name
                 reason = equivalents.get(name)
-                note = f" (equivalent: {reason})" if reason else ""
+                note = f": {reason}" if reason else ""
                 lines.append(f"- `{short}` [{status(codes[name])}]{note}")
                 for diff in _diff_lines(name, module)[:4]:
                     lines.append(f"  `{diff.strip()[:140]}`")
