@@ -74,8 +74,14 @@ def affine_params(
         float64 scales and int64 zero points (arrays; 0-d for scalar input).
 
     Raises:
-        ValueError: ``num_bits`` outside 2..16, or ``min_val > max_val``.
+        ValueError: ``num_bits`` outside 2..16, ``min_val > max_val``, or a NaN or
+            infinite bound (a model whose training diverged has no range to quantize).
     """
+    if not (np.all(np.isfinite(min_val)) and np.all(np.isfinite(max_val))):
+        raise ValueError(
+            f"the range must be finite, got min_val={min_val}, max_val={max_val}: NaN or "
+            "infinite weights usually mean training diverged (try a lower learning rate)"
+        )
     lo = np.minimum(np.asarray(min_val, dtype=np.float64), 0.0)
     hi = np.maximum(np.asarray(max_val, dtype=np.float64), 0.0)
     if np.any(np.asarray(min_val) > np.asarray(max_val)):
