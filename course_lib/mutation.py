@@ -369,14 +369,25 @@ def write_report(
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     seconds = seconds or {}
+    done = [m for m in results if m in seconds]
     for row in scores:
-        took = seconds.get(row["module"], sum(seconds.values()) if row["module"] == "all" else 0)
+        module = row["module"]
+        took = sum(seconds[m] for m in done) if module == "all" else seconds.get(module, 0)
+        name = f"all {len(results)} modules run" if module == "all" else module
         lines.append(
-            f"| {row['module']} | {row['total']} | {row.get('killed', 0)} | "
+            f"| {name} | {row['total']} | {row.get('killed', 0)} | "
             f"{row.get('survived', 0)} | {row.get('no tests', 0)} | {row['score']:.1%} | "
             f"{took / 60:.1f} min |"
         )
+    not_run = [m for m in MODULES if m not in results]
     lines += ["", f"Run on {os.cpu_count()} cores with `mutmut --max-children 2`."]
+    if not_run:
+        lines += [
+            "",
+            f"**Not run yet ({len(not_run)} of {len(MODULES)} modules):** "
+            + ", ".join(f"`{m}`" for m in not_run)
+            + ". The score above covers only the modules run.",
+        ]
     if bugs is not None:
         lines += ["", "## The known bugs", "", "| bug | verdict | failing tests |", "|---|---|---|"]
         for row in bugs:

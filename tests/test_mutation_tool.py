@@ -86,3 +86,19 @@ def test_results_are_read_per_module(tmp_path):
     codes = {"course_lib.stats.x_f__mutmut_1": 1, "course_lib.stats.x_f__mutmut_2": 0}
     (meta / "stats.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
     assert mutation.read_mutmut_results(tmp_path) == {"course_lib/stats.py": codes}
+
+
+def test_report_table_counts_by_hand_and_names_modules_not_run(tmp_path):
+    results = {"course_lib/stats.py": {"course_lib.stats.x_f__mutmut_1": 1}}
+    bugs = [
+        {"name": "bug a", "killed": True, "equivalent": "", "failed_tests": ["t::x"]},
+        {"name": "bug b", "killed": False, "equivalent": "no size changes", "failed_tests": []},
+    ]
+    out = tmp_path / "report.md"
+    mutation.write_report(results, bugs, out, {"course_lib/stats.py": 90.0})
+    text = out.read_text()
+    assert "| course_lib/stats.py | 1 | 1 | 0 | 0 | 100.0% | 1.5 min |" in text
+    assert "| all 1 modules run | 1 | 1 | 0 | 0 | 100.0% | 1.5 min |" in text
+    assert "**Not run yet (9 of 10 modules):** `course_lib/exercises/core.py`" in text
+    assert "| bug a | killed | `t::x` |" in text
+    assert "| bug b | equivalent: no size changes |  |" in text
