@@ -3,7 +3,7 @@
 #   make test     unit tests + every notebook in fast mode (what CI runs)
 #   make lab      open JupyterLab on the notebooks
 #   make warmup   run every notebook once in fast mode to cache its models and time it
-#   make mutation mutation-test the helpers and check the known bugs: docs/mutation.md (~1 h)
+#   make mutation mutation-test the helpers and check the known bugs: docs/mutation.md (hours)
 # Each target creates .venv and installs requirements.txt on first use (needs only python3).
 
 PYTHON ?= python3
