@@ -81,6 +81,12 @@ def looped(monkeypatch) -> list[int]:
     ran ``training.STEPS_PER_EXECUTION`` batches per call (or one, where it must).
     """
     monkeypatch.setattr(training, "MULTI_STEP_MIN_BATCHES", 1)
+    return record_faster_steps(monkeypatch)
+
+
+def record_faster_steps(monkeypatch) -> list[int]:
+    """Wrap ``training.faster_steps`` (also where distillation imported it) to list the
+    batches per call each block used; the thresholds are left as they are."""
     used: list[int] = []
     real = training.faster_steps
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -12,7 +11,7 @@ import pytest
 from course_lib import config, training
 from course_lib.compat import keras
 
-from .conftest import build_tiny_model, same_weights
+from .conftest import build_tiny_model, record_faster_steps, same_weights
 
 
 @pytest.mark.parametrize(
@@ -231,16 +230,7 @@ def test_fit_after_an_earlier_fit_still_trains_on_every_batch(tiny_data, looped)
 
 
 def test_batch_watchers_and_short_runs_keep_one_batch_per_call(tiny_data, monkeypatch):
-    seen = []
-    real = training.faster_steps
-
-    @contextlib.contextmanager
-    def spy(*args, **kwargs):
-        with real(*args, **kwargs) as steps:
-            seen.append(steps)
-            yield steps
-
-    monkeypatch.setattr(training, "faster_steps", spy)
+    seen = record_faster_steps(monkeypatch)
     cfg = training.TrainConfig(epochs=1, batch_size=8)
     model = training.compile_model(build_tiny_model())
     training.fit(model, tiny_data, cfg)  # 75 batches: too few to pay for the looping trace
