@@ -102,7 +102,9 @@ def test_remove_filters_names_unsupported_layers():
             L.Dense(2),
         ]
     )
-    with pytest.raises(ValueError, match="'up' of type UpSampling2D"):
+    with pytest.raises(
+        ValueError, match=r"^layer 'up' of type UpSampling2D is not supported by remove_filters$"
+    ):
         structure.remove_filters(model, {"c": [0, 1]})
     functional = keras.Model(model.inputs, model.outputs)
     with pytest.raises(ValueError, match="not a keras.Sequential"):
@@ -181,6 +183,23 @@ def test_removed_filters_are_sliced_out_of_a_depthwise_layer():
     np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), atol=1e-5)
 
 
+def test_depthwise_layer_without_bias_follows_removed_filters():
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            L.Conv2D(3, 3, name="c1"),
+            L.DepthwiseConv2D(3, use_bias=False, name="dw"),
+            L.Flatten(name="flat"),
+            L.Dense(2, name="out"),
+        ]
+    )
+    dw_kernel = model.get_layer("dw").get_weights()[0]
+    thin = structure.remove_filters(model, {"c1": [0, 2]})
+    weights = thin.get_layer("dw").get_weights()
+    assert len(weights) == 1  # no bias before, none after
+    np.testing.assert_array_equal(weights[0], dw_kernel[:, :, [0, 2]])
+
+
 # --- pure functions: exact values, boundaries and messages -----------------------------
 
 
@@ -190,6 +209,13 @@ def test_strongest_ties_and_bounds():
     assert structure.strongest([2.0, 1.0, 3.0], 1).tolist() == [2]
     with pytest.raises(ValueError, match=r"^keep must be in 1..3, got 4$"):
         structure.strongest([2.0, 1.0, 3.0], 4)
+
+
+def test_strongest_keeps_lower_indices_among_many_ties():
+    # 17 norms, 12 tied at the top: the 4 kept are the first four 1s by index (a hand count).
+    # Beyond 16 values NumPy's default quicksort is not stable, so this needs kind="stable".
+    norms = [1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert structure.strongest(np.array(norms, float), 4).tolist() == [0, 1, 2, 9]
 
 
 def test_filter_norms_by_hand():
@@ -297,7 +323,11 @@ def test_separable_layers_keep_their_channels():
         ({"c1": [0, 6]}, "indices for layer 'c1' must be distinct and in 0..5"),
         ({"c1": np.array([], dtype=int)}, "removing every filter of layer 'c1' leaves nothing"),
         ({"out": [0]}, "layer 'out' is the output layer; its units are the classes"),
-        ({"pool": [0]}, "cannot remove filters from layer 'pool' of type MaxPooling2D; only"),
+        (
+            {"pool": [0]},
+            "cannot remove filters from layer 'pool' of type MaxPooling2D; "
+            "only Conv2D filters and Dense neurons$",
+        ),
     ],
 )
 def test_remove_filters_messages(keep, message):
@@ -354,7 +384,16 @@ def test_fit_new_compiles_with_the_rate_and_trains(tiny_data):
     )
     assert trained is model
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
-    assert len(meta["history"]["loss"]) == 1 and meta["train_seconds"] > 0
+    assert len(meta["history"]["loss"]) == 1
+
+
+def test_fit_new_times_the_fit(monkeypatch, tiny_data):
+    clock = iter([100.0, 103.5])
+    monkeypatch.setattr(structure.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(structure, "fit", lambda model, data, cfg: {"loss": [1.0]})
+    model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10)])
+    _, meta = structure._fit_new(model, tiny_data, training.TrainConfig(epochs=1))
+    assert meta == {"history": {"loss": [1.0]}, "train_seconds": 3.5}
 
 
 def test_fine_tune_helpers_cache_under_their_settings(monkeypatch, tiny_data):
