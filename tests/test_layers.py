@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "pruning",
         "quantization",
+        "low_bit",
         "intarith",
         "structure",
         "distillation",
