@@ -540,3 +540,113 @@ def test_steps_per_epoch_and_default_epochs(monkeypatch):
     assert pruning.default_epochs() == 3
     monkeypatch.setenv("COURSE_FAST", "1")
     assert pruning.default_epochs() == 2
+
+
+# --- mutation-testing follow-ups: defaults, keys, rounding and timing, by hand ------------
+
+
+def test_m_by_n_violations_defaults_to_2_in_4():
+    kernel = np.array([[1.0], [1.0], [1.0], [0.0], [0.0], [0.0], [0.0], [0.0]])  # (in 8, out 1)
+    assert pruning.m_by_n_violations(kernel) == 1  # [1, 1, 1, 0] has one zero of the two
+    assert pruning.m_by_n_violations(kernel, 2, 4) == 1
+
+
+def test_check_schedule_counts_from_begin_step_and_stops_at_end_step():
+    sparsity = tfmot.sparsity.keras
+    late = sparsity.ConstantSparsity(0.5, begin_step=3, frequency=10)
+    assert pruning.check_schedule(late, 30).pruning_steps == [3, 13, 23]  # (s - 3) % 10 == 0
+    never = sparsity.ConstantSparsity(0.5, begin_step=0, end_step=0, frequency=1)
+    check = pruning.check_schedule(never, 10)  # steps start at 1, after end_step 0
+    assert check.pruning_steps == [] and check.final_sparsity == 0.0 and not check.prunes
+    third = sparsity.ConstantSparsity(1 / 3, begin_step=0, frequency=1)
+    assert pruning.check_schedule(third, 5).final_sparsity == 0.333333  # 6 decimals
+
+
+def test_fine_tune_pruned_passes_its_settings_and_times_the_fit(monkeypatch, tiny_data):
+    calls, rates = [], []
+    real_compile = pruning.compile_model
+
+    def spy_compile(model, learning_rate=1e-3):
+        rates.append(learning_rate)
+        return real_compile(model, learning_rate)
+
+    def stub_fit(model, data, cfg, callbacks=(), verbose=0):
+        calls.append((cfg, verbose, [type(c).__name__ for c in callbacks]))
+        return {"loss": [1.0]}
+
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(pruning, "compile_model", spy_compile)
+    monkeypatch.setattr(pruning, "fit", stub_fit)
+    monkeypatch.setattr(pruning.time, "perf_counter", lambda: next(clock))
+    cfg = PruneConfig(sparsity=0.5, epochs=2, batch_size=100, learning_rate=0.004, seed=7)
+    stripped, meta = pruning.fine_tune_pruned(build_tiny_model(), tiny_data, cfg)
+    assert rates == [0.004, 0.004]  # the wrapped model and the stripped one
+    steps = 2 * 6  # 600 training images in batches of 100, two epochs
+    assert meta == {"history": {"loss": [1.0]}, "train_seconds": 2.5, "steps": steps}
+    ((train_cfg, verbose, callbacks),) = calls
+    assert (train_cfg.epochs, train_cfg.batch_size, train_cfg.seed) == (2, 100, 7)
+    assert verbose == 0 and callbacks == ["UpdatePruningStep"]
+    assert float(stripped.optimizer.learning_rate.numpy()) == pytest.approx(0.004)
+
+
+def test_pruned_model_keys_the_cache_by_base_data_and_every_setting(monkeypatch, tiny_data):
+    from dataclasses import asdict
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from course_lib.data import identity
+
+    seen = []
+    monkeypatch.setattr(pruning, "cached_model", lambda name, key, create: seen.append((name, key)))
+    base = SimpleNamespace(model=None, path=Path("models/seed_cnn-abc.keras"))
+    cfg = PruneConfig(sparsity=0.8)
+    pruning.pruned_model(base, "uniform_80", tiny_data, cfg, model_name="seed_cnn")
+    assert seen == [
+        ("seed_cnn-uniform_80", {"base": "seed_cnn-abc", **identity(tiny_data), **asdict(cfg)})
+    ]
+
+
+def test_prune_and_measure_fills_the_result_fields(monkeypatch, tiny_data):
+    from types import SimpleNamespace
+
+    model = keras.Sequential([keras.Input((7,)), keras.layers.Dense(1, use_bias=False, name="d")])
+    model.get_layer("d").set_weights([np.array([[0.0], [0.0], [0.0], [1], [2], [3], [4]])])
+    entries = iter(
+        [
+            SimpleNamespace(model=model, meta={"train_seconds": 3.14159}),
+            SimpleNamespace(model=model, meta={}),  # a cache entry written without a time
+        ]
+    )
+    monkeypatch.setattr(pruning, "pruned_model", lambda *a, **k: next(entries))
+    captured = []
+    monkeypatch.setattr(
+        pruning, "convert_and_measure", lambda *a, **k: captured.append((a, k)) or "result"
+    )
+    cfg = PruneConfig(sparsity=0.5, epochs=3, seed=9)
+    result, returned = pruning.prune_and_measure(
+        None, "v", tiny_data, cfg, model_name="tiny", baseline="b"
+    )
+    assert result == "result" and returned is model
+    ((args, kwargs),) = captured[:1]
+    assert args == (model, "v", tiny_data)
+    assert kwargs == {
+        "model_name": "tiny",
+        "technique": "pruning",
+        "baseline": "b",
+        "sparse_format": False,
+        "folder": "02_pruning",
+        "sparsity": 0.4286,  # 3 zeros of 7, to 4 decimals (hand count)
+        "target_sparsity": 0.5,
+        "layer_sparsity": {"d": 0.4286},
+        "m_by_n": None,
+        "fine_tune_epochs": 3,
+        "fine_tune_seconds": 3.1,
+        "seed": 9,
+    }
+    pruning.prune_and_measure(None, "v", tiny_data, cfg, model_name="tiny", baseline="b")
+    assert captured[1][1]["fine_tune_seconds"] == 0.0
+
+
+def test_layer_sensitivity_prints_nothing(capsys, tiny_model, tiny_data):
+    pruning.layer_sensitivity(tiny_model, ["dense"], [0.5], tiny_data.x_test, tiny_data.y_test)
+    assert capsys.readouterr().out == ""
