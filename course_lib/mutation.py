@@ -349,8 +349,13 @@ def write_report(
     bugs: list[dict] | None,
     path: Path,
     seconds: dict[str, float] | None = None,
+    rechecked: dict[str, float] | None = None,
 ) -> list[dict]:
-    """Write the Markdown report; return the module scores."""
+    """Write the Markdown report; return the module scores.
+
+    ``seconds`` are the whole runs' times; ``rechecked`` the times of ``--recheck`` runs
+    (the survivors of a run checked again after tests were added), named below the table.
+    """
     root = config.repo_root()
     equivalents = read_equivalents(root / "docs" / "mutation_equivalents.txt")
     scores = module_scores(results)
@@ -381,6 +386,15 @@ def write_report(
         )
     not_run = [m for m in MODULES if m not in results]
     lines += ["", f"Run on {os.cpu_count()} cores with `mutmut --max-children 2`."]
+    again = {m: t for m, t in (rechecked or {}).items() if m in results}
+    if again:
+        lines += [
+            "",
+            "After tests were added, the survivors of these modules were checked again with "
+            "`--recheck` (the run time above is the whole run's): "
+            + ", ".join(f"`{m}` ({t / 60:.1f} min)" for m, t in again.items())
+            + ".",
+        ]
     if not_run:
         lines += [
             "",
@@ -447,9 +461,50 @@ def run_mutmut(
     return seconds
 
 
-def recorded_seconds(root: Path | None = None) -> dict[str, float]:
-    """The run time of each module's last mutmut run (``mutants/seconds.json``)."""
-    times = (root or config.repo_root()) / "mutants" / "seconds.json"
+def unkilled(module: str, root: Path | None = None) -> list[str]:
+    """The mutants of ``module`` that its last run left alive: survived, no tests, or not
+    checked (e.g. new mutants of a function that changed since)."""
+    results = read_mutmut_results(root).get(module, {})
+    return sorted(name for name, code in results.items() if status(code) != "killed")
+
+
+def recheck_mutmut(
+    modules: list[str] | None = None, max_children: int | None = None
+) -> dict[str, float]:
+    """Run ``mutmut run <names>`` on the mutants each module's last run left alive.
+
+    mutmut copies the current tests and source, regenerates the mutants of functions that
+    changed (their results are dropped), and keeps every other result, so tests added
+    after a run are held against the same survivors without a whole new run. A second
+    pass checks the mutants that the first one regenerated. Returns the seconds each
+    module took, also written to ``mutants/recheck_seconds.json``.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COURSE_ROOT")}
+    env.update(COURSE_FAST="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+    env.pop("COURSE_ARTIFACTS", None)
+    cmd = [sys.executable, "-m", "mutmut", "run"]
+    if max_children:
+        cmd += ["--max-children", str(max_children)]
+    times = config.repo_root() / "mutants" / "recheck_seconds.json"
+    seconds = json.loads(times.read_text()) if times.exists() else {}
+    for module in modules or list(MODULES):
+        work = prepare_work_dir(module)
+        start = time.perf_counter()
+        for _ in range(2):
+            names = unkilled(module)
+            if not names:
+                break
+            print(f"mutmut: rechecking {len(names)} mutants of {module}", flush=True)
+            subprocess.run(cmd + names, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
+        seconds[module] = round(time.perf_counter() - start, 1)
+        times.write_text(json.dumps(seconds, indent=1))
+    return seconds
+
+
+def recorded_seconds(root: Path | None = None, name: str = "seconds.json") -> dict[str, float]:
+    """The run time of each module's last mutmut run (``mutants/seconds.json``), or of its
+    last ``--recheck`` (``name="recheck_seconds.json"``)."""
+    times = (root or config.repo_root()) / "mutants" / name
     return json.loads(times.read_text()) if times.exists() else {}
 
 
@@ -459,17 +514,30 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-run", action="store_true", help="report on the existing mutants/ results"
     )
     parser.add_argument("--skip-bugs", action="store_true", help="do not check KNOWN_BUGS")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rerun only the mutants the last run left alive, with the current tests",
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count())
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default all)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"unknown modules {unknown}; choose from {list(MODULES)}")
-    if not args.skip_run:
+    if args.recheck:
+        recheck_mutmut(args.modules or None, args.max_children)
+    elif not args.skip_run:
         run_mutmut(args.modules or None, args.max_children)
     bugs = None if args.skip_bugs else check_known_bugs()
     report = config.repo_root() / "docs" / "mutation.md"
-    scores = write_report(read_mutmut_results(), bugs, report, recorded_seconds())
+    scores = write_report(
+        read_mutmut_results(),
+        bugs,
+        report,
+        recorded_seconds(),
+        recorded_seconds(name="recheck_seconds.json"),
+    )
     overall = scores[-1]["score"]
     print(f"{overall:.1%} of mutants killed (target {TARGET:.0%}); report: {report}")
     missed = [b["name"] for b in bugs or [] if not b["killed"] and not b["equivalent"]]

@@ -102,3 +102,25 @@ def test_report_table_counts_by_hand_and_names_modules_not_run(tmp_path):
     assert "**Not run yet (9 of 10 modules):** `course_lib/exercises/core.py`" in text
     assert "| bug a | killed | `t::x` |" in text
     assert "| bug b | equivalent: no size changes |  |" in text
+
+
+def test_unkilled_lists_survivors_and_unchecked_mutants(tmp_path):
+    import json
+
+    meta = mutation.work_dir("course_lib/stats.py", tmp_path) / "mutants" / "course_lib"
+    meta.mkdir(parents=True)
+    codes = {"m_1": 1, "m_2": 0, "m_3": None, "m_4": 33, "m_5": 3}  # 33: no tests
+    (meta / "stats.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+    assert mutation.unkilled("course_lib/stats.py", tmp_path) == ["m_2", "m_3", "m_4"]
+    assert mutation.unkilled("course_lib/data.py", tmp_path) == []
+
+
+def test_report_names_the_rechecked_modules(tmp_path):
+    results = {"course_lib/stats.py": {"course_lib.stats.x_f__mutmut_1": 1}}
+    path = tmp_path / "report.md"
+    mutation.write_report(results, None, path, {"course_lib/stats.py": 60.0}, {})
+    assert "--recheck" not in path.read_text()
+    mutation.write_report(
+        results, None, path, {"course_lib/stats.py": 60.0}, {"course_lib/stats.py": 90.0}
+    )
+    assert "`course_lib/stats.py` (1.5 min)" in path.read_text()

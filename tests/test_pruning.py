@@ -650,3 +650,32 @@ def test_prune_and_measure_fills_the_result_fields(monkeypatch, tiny_data):
 def test_layer_sensitivity_prints_nothing(capsys, tiny_model, tiny_data):
     pruning.layer_sensitivity(tiny_model, ["dense"], [0.5], tiny_data.x_test, tiny_data.y_test)
     assert capsys.readouterr().out == ""
+
+
+def test_wrap_for_pruning_passes_the_policy_and_the_ramp(monkeypatch):
+    api = tfmot.sparsity.keras
+    seen, ramps = [], []
+    real_wrap, real_ramp = api.prune_low_magnitude, pruning.polynomial_schedule
+
+    def spy_wrap(layer, **kwargs):
+        seen.append(kwargs)
+        return real_wrap(layer, **kwargs)
+
+    def spy_ramp(target, total_steps, end_fraction=0.6, updates=20):
+        ramps.append((target, total_steps, end_fraction))
+        return real_ramp(target, total_steps, end_fraction, updates)
+
+    monkeypatch.setattr(pruning.sparsity_api, "prune_low_magnitude", spy_wrap)
+    monkeypatch.setattr(pruning, "polynomial_schedule", spy_ramp)
+    cfg = PruneConfig(sparsity={"dense": 0.5}, xnnpack_policy=True, end_fraction=0.3)
+    pruning.wrap_for_pruning(build_tiny_model(), cfg, 200)
+    assert ramps == [(0.5, 200, 0.3)]
+    assert isinstance(seen[0]["pruning_policy"], api.PruneForLatencyOnXNNPack)
+
+
+def test_wrap_for_pruning_checks_the_schedule_only_where_it_must_prune():
+    model = build_tiny_model()
+    with pytest.raises(ValueError, match="prune"):  # one step: the ramp never updates a mask
+        pruning.wrap_for_pruning(model, PruneConfig(sparsity=0.5), 1)
+    pruning.wrap_for_pruning(model, PruneConfig(sparsity=0.5, m_by_n=(2, 4)), 1)  # no ramp
+    pruning.wrap_for_pruning(model, PruneConfig(sparsity={"dense": 0.0}), 1)  # nothing to do
