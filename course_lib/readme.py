@@ -56,7 +56,8 @@ def course_map() -> report.Table:
     "First run" times include training the models the notebook needs; "cached" times are
     for a later run that finds them in ``artifacts/``.
     """
-    timings = report.load_timings().get("notebooks", {})
+    recorded = report.load_timings()
+    timings = recorded.get("notebooks", {})
     rows = []
     for path in sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
         _, about = notebook_title(path)
@@ -71,6 +72,16 @@ def course_map() -> report.Table:
                 ),
             ]
         )
+    rows.append(
+        [
+            "**whole course** (`make course`)",
+            "every notebook above in one run, timed by the runner",
+            report.format_seconds(recorded.get("course_first_run_s")),
+            report.format_seconds(recorded.get("course_cached_s")),
+            "",
+            "",
+        ]
+    )
     return report.Table(
         [
             "notebook",

@@ -33,10 +33,18 @@ def test_render_fills_the_sections(tmp_root):
     out = readme.render(text)
     row = "| [01_a](notebooks/01_a.ipynb) | Teaches A. | 1 min 01 s | not measured | not measured"
     assert row in out
+    assert (
+        "| **whole course** (`make course`) |" in out and "| not measured | not measured |" in out
+    )
     assert "old" not in out and "Nothing measured yet" in out
     assert readme.render(out) == out
     with pytest.raises(ValueError, match="results:start"):
         readme.render("<!-- course-map:start --><!-- course-map:end -->")
+    report.record_course_time("course_first_run_s", 1827.9)
+    assert (
+        "| every notebook above in one run, timed by the runner | 30 min 28 s |"
+        in readme.render(out)
+    )
 
 
 def test_workshop_plans_add_up_measured_times(tmp_root):
