@@ -362,9 +362,13 @@ def test_stage_settings_in_full():
     }
     settings = Stage("qat", learning_rate=1, epochs=np.int64(2)).settings()
     assert type(settings["learning_rate"]) is float and type(settings["epochs"]) is int
-    with pytest.raises(TypeError, match=r"^a 'prune' stage needs a sparsity, e.g. "):
+    with pytest.raises(
+        TypeError, match=r"^a 'prune' stage needs a sparsity, e.g. Stage\('prune', sparsity=0.8\)$"
+    ):
         Stage("prune").settings()
-    with pytest.raises(TypeError, match=r"^a 'cluster' stage needs clusters, e.g. "):
+    with pytest.raises(
+        TypeError, match=r"^a 'cluster' stage needs clusters, e.g. Stage\('cluster', clusters=16\)$"
+    ):
         Stage("cluster").settings()
 
 
@@ -666,3 +670,99 @@ class SimpleNamespaceLite:
 
     def evaluate(self, x, y):
         return self.seed / 10
+
+
+# --- mutation-testing follow-ups: messages, stage plumbing and seed repeats, by hand -------
+
+
+def test_the_quantization_stage_message_names_the_stage_after_it():
+    stages = [Stage("prune", sparsity=0.5), Stage("ptq"), Stage("cluster", clusters=4)]
+    with pytest.raises(
+        ValueError, match=r"^quantization stage 'ptq' must come last, but 'cluster' follows it: "
+    ):
+        combined.validate_pipeline(stages)
+
+
+def test_seed_repeats_refuses_a_last_stage_without_a_seed(tiny_data):
+    for name in ("ptq", "prune"):
+        stage = Stage(name, sparsity=0.5)
+        with pytest.raises(ValueError, match=rf"^the last stage '{name}' has no seed to repeat$"):
+            combined.seed_repeats(None, [stage], tiny_data, [1], model_name="tiny")
+
+
+def test_seed_repeats_reseeds_only_the_last_stage(monkeypatch, tiny_data):
+    runs, converted = [], []
+    monkeypatch.setattr(
+        combined,
+        "train_pipeline",
+        lambda base, run, data, model_name: runs.append((list(run), model_name)) or ("m", []),
+    )
+    monkeypatch.setattr(
+        combined, "_convert_last", lambda model, run, data: converted.append(data) or b"x"
+    )
+
+    class Lite:
+        def __init__(self, content):
+            assert content == b"x"
+
+        def evaluate(self, x, y):
+            return 0.5
+
+    monkeypatch.setattr(combined, "LiteModel", Lite)
+    prune, cluster = Stage("prune", sparsity=0.5), Stage("cluster", clusters=4)
+    stages = [prune, cluster, Stage("pcqat")]
+    assert combined.seed_repeats(None, stages, tiny_data, [3, 4], model_name="t") == [0.5, 0.5]
+    assert [run for run, _ in runs] == [
+        [prune, cluster, Stage("pcqat").with_seed(3)],
+        [prune, cluster, Stage("pcqat").with_seed(4)],
+    ]
+    assert {name for _, name in runs} == {"t"} and converted == [tiny_data, tiny_data]
+
+
+def test_run_pipeline_passes_the_model_name_and_the_base_model(monkeypatch, tiny_data):
+    from types import SimpleNamespace
+
+    calls = {}
+    monkeypatch.setattr(
+        combined,
+        "train_pipeline",
+        lambda base, stages, data, model_name: calls.setdefault("name", model_name) and ("m", []),
+    )
+    monkeypatch.setattr(combined, "_convert_last", lambda model, stages, data: b"tfl")
+    monkeypatch.setattr(
+        combined,
+        "stored_weight_stats",
+        lambda content, model: calls.setdefault("stored", (content, model)) and [],
+    )
+    monkeypatch.setattr(combined, "deep_compression_bytes", lambda content: 1)
+    monkeypatch.setattr(combined, "count_params", lambda model: 10)
+    monkeypatch.setattr(combined, "measure_tflite", lambda *a, **k: "result")
+    base = SimpleNamespace(model="base-model")
+    outcome = combined.run_pipeline(
+        base, [Stage("ptq")], tiny_data, model_name="tiny", baseline="b"
+    )
+    assert outcome.result == "result"
+    assert calls == {"name": "tiny", "stored": (b"tfl", "base-model")}
+
+
+def test_stages_compile_at_their_rate_and_time_the_fit(monkeypatch, tiny_model, tiny_data):
+    rates = []
+    real_compile = combined.compile_model
+
+    def spy_compile(model, learning_rate=1e-3):
+        rates.append(learning_rate)
+        return real_compile(model, learning_rate)
+
+    clock = iter([5.0, 9.0, 20.0, 21.5])
+    monkeypatch.setattr(combined, "compile_model", spy_compile)
+    monkeypatch.setattr(combined, "fit", lambda model, data, cfg: {"loss": [0.5]})
+    monkeypatch.setattr(combined.time, "perf_counter", lambda: next(clock))
+    qat = Stage("qat", learning_rate=0.003)
+    model, meta = combined._run_stage(tiny_model, qat, [], tiny_data)
+    assert rates == [0.003] and meta == {"history": {"loss": [0.5]}, "train_seconds": 4.0}
+    assert any("Quantize" in type(layer).__name__ for layer in model.layers)  # QAT wrappers
+    cluster = Stage("cluster", clusters=4, learning_rate=0.002)
+    stripped, meta = combined._run_stage(tiny_model, cluster, [], tiny_data)
+    assert rates[1:] == [0.002, 0.002]  # the wrapped model, then the stripped one
+    assert meta == {"history": {"loss": [0.5]}, "train_seconds": 1.5}
+    assert float(stripped.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
