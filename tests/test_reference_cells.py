@@ -50,6 +50,11 @@ REQUIRED_APIS: dict[str, list[str]] = {
         "quantize_model",
         "quantize_annotate_layer",
         "quantize_apply",
+        "quantizer.Quantizer",
+        "dynamic_wi4_afp32",
+        ".quantize(",
+        ".validate(",
+        "export_model",
     ],
     "04_combined": [
         "cluster_weights",
