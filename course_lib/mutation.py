@@ -437,16 +437,22 @@ def write_report(
     return scores
 
 
-def run_mutmut(
-    modules: list[str] | None = None, max_children: int | None = None
-) -> dict[str, float]:
-    """Run ``mutmut run`` for each module in its work folder; return the seconds each took."""
+def _mutmut_run(max_children: int | None) -> tuple[list[str], dict[str, str]]:
+    """The ``mutmut run`` command and its environment: fast mode, quiet TensorFlow."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COURSE_ROOT")}
     env.update(COURSE_FAST="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
     env.pop("COURSE_ARTIFACTS", None)  # the tests make their own throwaway caches
     cmd = [sys.executable, "-m", "mutmut", "run"]
     if max_children:
         cmd += ["--max-children", str(max_children)]
+    return cmd, env
+
+
+def run_mutmut(
+    modules: list[str] | None = None, max_children: int | None = None
+) -> dict[str, float]:
+    """Run ``mutmut run`` for each module in its work folder; return the seconds each took."""
+    cmd, env = _mutmut_run(max_children)
     times = config.repo_root() / "mutants" / "seconds.json"
     seconds = json.loads(times.read_text()) if times.exists() else {}
     for module in modules or list(MODULES):
@@ -479,12 +485,7 @@ def recheck_mutmut(
     pass checks the mutants that the first one regenerated. Returns the seconds each
     module took, also written to ``mutants/recheck_seconds.json``.
     """
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COURSE_ROOT")}
-    env.update(COURSE_FAST="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
-    env.pop("COURSE_ARTIFACTS", None)
-    cmd = [sys.executable, "-m", "mutmut", "run"]
-    if max_children:
-        cmd += ["--max-children", str(max_children)]
+    cmd, env = _mutmut_run(max_children)
     times = config.repo_root() / "mutants" / "recheck_seconds.json"
     seconds = json.loads(times.read_text()) if times.exists() else {}
     for module in modules or list(MODULES):
