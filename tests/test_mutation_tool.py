@@ -124,3 +124,26 @@ def test_report_names_the_rechecked_modules(tmp_path):
         results, None, path, {"course_lib/stats.py": 60.0}, {"course_lib/stats.py": 90.0}
     )
     assert "`course_lib/stats.py` (1.5 min)" in path.read_text()
+
+
+def test_recheck_runs_only_the_unkilled_mutants_and_stops_when_none_are_left(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setattr(mutation.config, "repo_root", lambda: tmp_path)
+    meta = mutation.work_dir("course_lib/stats.py", tmp_path) / "mutants" / "course_lib"
+    meta.mkdir(parents=True)
+    meta_file = meta / "stats.py.meta"
+    meta_file.write_text(json.dumps({"exit_code_by_key": {"a": 1, "b": 0, "c": None}}))
+    monkeypatch.setattr(mutation, "prepare_work_dir", lambda module: tmp_path)
+    runs = []
+
+    def fake_run(cmd, **kwargs):  # the first pass kills every mutant it is given
+        runs.append(cmd[4:])
+        codes = {"a": 1, "b": 1, "c": 1}
+        meta_file.write_text(json.dumps({"exit_code_by_key": codes}))
+
+    monkeypatch.setattr(mutation.subprocess, "run", fake_run)
+    seconds = mutation.recheck_mutmut(["course_lib/stats.py"], max_children=None)
+    assert runs == [["b", "c"]]  # one pass: nothing left for a second
+    assert set(seconds) == {"course_lib/stats.py"}
+    assert (tmp_path / "mutants" / "recheck_seconds.json").exists()
