@@ -278,7 +278,7 @@ def _cluster(model: keras.Model, stage: Stage, data: Dataset, preserve_sparsity:
         preserve_sparsity=preserve_sparsity,
     )
     compile_model(wrapped, stage.learning_rate)
-    history = fit(wrapped, data, _train_config(stage))
+    history = fit(wrapped, data, _train_config(stage), validate=False)
     stripped = api.strip_clustering(wrapped)
     return compile_model(stripped, stage.learning_rate), {"history": history}
 
@@ -302,7 +302,7 @@ def _run_stage(
         model, meta = _cluster(previous, stage, data, preserve_sparsity=pruned)
     else:
         model = compile_model(_quantize(previous, stage.name), stage.learning_rate)
-        meta = {"history": fit(model, data, _train_config(stage))}
+        meta = {"history": fit(model, data, _train_config(stage), validate=False)}
     meta["train_seconds"] = time.perf_counter() - start
     return model, meta
 

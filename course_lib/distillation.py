@@ -216,8 +216,7 @@ def distill(
                 data.y_train,
                 epochs=cfg.epochs,
                 batch_size=cfg.batch_size,
-                validation_data=(data.x_val, data.y_val),
-                shuffle=True,
+                shuffle=True,  # no validation pass: nothing reads it (see training.fit)
                 verbose=0,
             ).history
         model = compile_model(with_softmax(student), cfg.learning_rate)

@@ -316,6 +316,7 @@ def fine_tune_pruned(
         TrainConfig(cfg.epochs, cfg.batch_size, cfg.learning_rate, seed=cfg.seed),
         callbacks=[sparsity_api.UpdatePruningStep()],
         verbose=verbose,
+        validate=False,  # nothing reads a fine-tune's validation curve
     )
     stripped = sparsity_api.strip_pruning(wrapped)
     compile_model(stripped, cfg.learning_rate)

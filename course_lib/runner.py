@@ -16,7 +16,8 @@ committed is touched.
 The terminal shows one progress line per notebook (cell i/n and an estimate of the time left,
 from the last recorded run times) and a summary table at the end. The kernels' C++ log lines
 (TensorFlow, XNNPACK, the converter) go to ``artifacts/<mode>/logs/<notebook>.log``, not to
-the terminal or the stored outputs.
+the terminal or the stored outputs. Each code cell's run time goes to
+``artifacts/<mode>/cell_times/<notebook>.json``, slowest first: where a notebook's time goes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sys
@@ -112,7 +114,7 @@ def list_notebooks(names: list[str] | None = None) -> list[Path]:
 
 
 class ProgressClient(NotebookClient):
-    """A NotebookClient that reports each code cell before running it."""
+    """A NotebookClient that reports each code cell before running it and times it."""
 
     def __init__(self, nb: nbformat.NotebookNode, on_cell: Callable[[int], None], **kw: Any):
         super().__init__(nb, **kw)
@@ -120,16 +122,36 @@ class ProgressClient(NotebookClient):
         self._code_index = {
             i: n for n, i in enumerate(j for j, c in enumerate(nb.cells) if c.cell_type == "code")
         }
+        self.cell_seconds: list[dict[str, Any]] = []
+        """One entry per code cell run: its number (1-based), first line and seconds."""
 
     async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any, **kw: Any) -> Any:
-        if cell_index in self._code_index:
-            self._on_cell(self._code_index[cell_index])
-        return await super().async_execute_cell(cell, cell_index, *args, **kw)
+        if cell_index not in self._code_index:
+            return await super().async_execute_cell(cell, cell_index, *args, **kw)
+        self._on_cell(self._code_index[cell_index])
+        start = time.perf_counter()
+        try:
+            return await super().async_execute_cell(cell, cell_index, *args, **kw)
+        finally:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            self.cell_seconds.append(
+                {
+                    "cell": self._code_index[cell_index] + 1,
+                    "first_line": first[:80],
+                    "seconds": round(time.perf_counter() - start, 2),
+                }
+            )
 
 
 def log_path(path: Path, fast: bool) -> Path:
     """Where a notebook's kernel log (C++ messages on stderr) goes."""
     return config.artifacts_dir("logs", for_mode="fast" if fast else "full") / f"{path.stem}.log"
+
+
+def cell_times_path(path: Path, fast: bool) -> Path:
+    """Where the runner writes a notebook's per-cell run times (JSON, slowest first)."""
+    folder = config.artifacts_dir("cell_times", for_mode="fast" if fast else "full")
+    return folder / f"{path.stem}.json"
 
 
 def execute(
@@ -168,12 +190,25 @@ def execute(
             with open(log_path(path, fast), "w", encoding="utf-8") as log:
                 client.execute(stderr=log)
         except CellExecutionError:
+            _write_cell_times(client.cell_seconds, path, fast)
             try:  # keep the partial run for debugging, if the cache folder can be written
                 _write_notebook(nb, failed_path(path, fast))
             except OSError as err:
                 print(f"    (could not keep the partly executed notebook: {err})", flush=True)
             raise
-        return nb, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        _write_cell_times(client.cell_seconds, path, fast)
+        return nb, seconds
+
+
+def _write_cell_times(cells: list[dict[str, Any]], path: Path, fast: bool) -> None:
+    """Keep the per-cell times of a run (slowest first), to find where a notebook's time goes."""
+    try:
+        ordered = sorted(cells, key=lambda c: -c["seconds"])
+        text = json.dumps({"notebook": path.stem, "cells": ordered}, indent=1)
+        write_bytes_atomic(text.encode("utf-8") + b"\n", cell_times_path(path, fast))
+    except OSError as err:
+        print(f"    (could not keep the cell times: {err})", flush=True)
 
 
 def failed_path(path: Path, fast: bool) -> Path:

@@ -269,7 +269,7 @@ def factorize_dense(model: keras.Model, layer_name: str, rank: int) -> keras.Mod
 def _fit_new(model: keras.Model, data: Dataset, cfg: TrainConfig) -> tuple[keras.Model, dict]:
     compile_model(model, cfg.learning_rate)
     start = time.perf_counter()
-    history = fit(model, data, cfg)  # TrainConfig refuses epochs < 1
+    history = fit(model, data, cfg, validate=False)  # TrainConfig refuses epochs < 1
     return model, {"history": history, "train_seconds": time.perf_counter() - start}
 
 

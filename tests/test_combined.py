@@ -755,7 +755,7 @@ def test_stages_compile_at_their_rate_and_time_the_fit(monkeypatch, tiny_model, 
 
     clock = iter([5.0, 9.0, 20.0, 21.5])
     monkeypatch.setattr(combined, "compile_model", spy_compile)
-    monkeypatch.setattr(combined, "fit", lambda model, data, cfg: {"loss": [0.5]})
+    monkeypatch.setattr(combined, "fit", lambda model, data, cfg, validate=True: {"loss": [0.5]})
     monkeypatch.setattr(combined.time, "perf_counter", lambda: next(clock))
     qat = Stage("qat", learning_rate=0.003)
     model, meta = combined._run_stage(tiny_model, qat, [], tiny_data)

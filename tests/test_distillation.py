@@ -182,7 +182,6 @@ def test_distill_loops_over_batches_with_the_weights_of_a_plain_distiller_fit(
         tiny_data.y_train,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
-        validation_data=(tiny_data.x_val, tiny_data.y_val),
         shuffle=True,
         verbose=0,
     ).history

@@ -570,8 +570,8 @@ def test_fine_tune_pruned_passes_its_settings_and_times_the_fit(monkeypatch, tin
         rates.append(learning_rate)
         return real_compile(model, learning_rate)
 
-    def stub_fit(model, data, cfg, callbacks=(), verbose=0):
-        calls.append((cfg, verbose, [type(c).__name__ for c in callbacks]))
+    def stub_fit(model, data, cfg, callbacks=(), verbose=0, validate=True):
+        calls.append((cfg, verbose, [type(c).__name__ for c in callbacks], validate))
         return {"loss": [1.0]}
 
     clock = iter([10.0, 12.5])
@@ -583,9 +583,9 @@ def test_fine_tune_pruned_passes_its_settings_and_times_the_fit(monkeypatch, tin
     assert rates == [0.004, 0.004]  # the wrapped model and the stripped one
     steps = 2 * 6  # 600 training images in batches of 100, two epochs
     assert meta == {"history": {"loss": [1.0]}, "train_seconds": 2.5, "steps": steps}
-    ((train_cfg, verbose, callbacks),) = calls
+    ((train_cfg, verbose, callbacks, validate),) = calls
     assert (train_cfg.epochs, train_cfg.batch_size, train_cfg.seed) == (2, 100, 7)
-    assert verbose == 0 and callbacks == ["UpdatePruningStep"]
+    assert verbose == 0 and callbacks == ["UpdatePruningStep"] and validate is False
     assert float(stripped.optimizer.learning_rate.numpy()) == pytest.approx(0.004)
 
 

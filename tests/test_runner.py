@@ -69,6 +69,24 @@ def test_execute_runs_in_the_requested_mode(tmp_root):
     assert seconds > 0 and nb.cells[1].execution_count == 1
 
 
+def test_execute_keeps_each_code_cell_time_slowest_first(tmp_root):
+    path = tmp_root / "notebooks" / "98_timed.ipynb"
+    nb = _notebook("import time\ntime.sleep(0.6)", "\n# a comment first\nx = 1")
+    nb.cells.append(nbformat.v4.new_markdown_cell("not a code cell"))
+    nb.cells.append(nbformat.v4.new_code_cell("1/0"))
+    nbformat.write(nb, path)
+    with pytest.raises(runner.CellExecutionError):
+        runner.execute(path, fast=True)
+    kept = json.loads(runner.cell_times_path(path, fast=True).read_text())
+    assert kept["notebook"] == "98_timed"
+    cells = kept["cells"]
+    assert [c["cell"] for c in cells][0] == 1 and sorted(c["cell"] for c in cells) == [1, 2, 3]
+    assert cells[0]["first_line"] == "import time" and cells[0]["seconds"] >= 0.6
+    assert next(c for c in cells if c["cell"] == 2)["first_line"] == "# a comment first"
+    assert all(c["seconds"] < 0.6 for c in cells[1:])
+    assert runner.cell_times_path(path, fast=True).parent.name == "cell_times"
+
+
 def test_full_run_stamps_records_times_and_keeps_failures_aside(tmp_root, capsys):
     (tmp_root / "README.md").write_text(
         "<!-- course-map:start -->\n<!-- course-map:end -->\n"

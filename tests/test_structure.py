@@ -390,10 +390,16 @@ def test_fit_new_compiles_with_the_rate_and_trains(tiny_data):
 def test_fit_new_times_the_fit(monkeypatch, tiny_data):
     clock = iter([100.0, 103.5])
     monkeypatch.setattr(structure.time, "perf_counter", lambda: next(clock))
-    monkeypatch.setattr(structure, "fit", lambda model, data, cfg: {"loss": [1.0]})
+    validated = []
+    monkeypatch.setattr(
+        structure,
+        "fit",
+        lambda model, data, cfg, validate=True: validated.append(validate) or {"loss": [1.0]},
+    )
     model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10)])
     _, meta = structure._fit_new(model, tiny_data, training.TrainConfig(epochs=1))
     assert meta == {"history": {"loss": [1.0]}, "train_seconds": 3.5}
+    assert validated == [False]
 
 
 def test_fine_tune_helpers_cache_under_their_settings(monkeypatch, tiny_data):
