@@ -64,29 +64,48 @@ IMPORT_NOISE = (
 
 
 @contextlib.contextmanager
+def captured_fd2() -> Iterator[list[str]]:
+    """Collect what is written to file descriptor 2 inside the block, C and C++ code included.
+
+    TensorFlow's start-up lines and TFLM's error details and allocation report are written
+    by C++ straight to fd 2, below Python's ``sys.stderr``, so ``contextlib.redirect_stderr``
+    cannot see them. Yields a list that holds the lines (with their newlines) once the block
+    ends, also when it raised. Without a usable fd 2 (some embedded interpreters) the list
+    stays empty and the output goes where it would have gone.
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield lines
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines.extend(held.read().decode("utf-8", "replace").splitlines(keepends=True))
+
+
+@contextlib.contextmanager
 def _without_import_noise() -> Iterator[None]:
     """Hold back fd-2 output while TensorFlow loads; pass on every line but its start-up noise.
 
     ``TF_CPP_MIN_LOG_LEVEL`` cannot stop the lines absl prints before it is initialised, and
     C++ writes them below Python's ``sys.stderr``. Any other line (a real error) still shows.
     """
+    held: list[str] = []
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (some embedded interpreters)
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
+        with captured_fd2() as held:
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not any(noise in line for noise in IMPORT_NOISE):
-                    os.write(2, line.encode("utf-8"))
+    finally:
+        for line in held:
+            if not any(noise in line for noise in IMPORT_NOISE):
+                os.write(2, line.encode("utf-8"))
 
 
 _select_legacy_keras()

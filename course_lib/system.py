@@ -81,7 +81,8 @@ class Check:
 def read_pins(path: str | Path | None = None) -> dict[str, str]:
     """Return ``{package: version}`` for every ``name==version`` line of requirements.txt.
 
-    Names are normalised as pip does (lower case, ``_`` -> ``-``).
+    Names are normalised as pip does (lower case, ``_`` -> ``-``). An environment marker
+    (``name==version ; sys_platform == "linux"``) is not part of the version.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -89,7 +90,7 @@ def read_pins(path: str | Path | None = None) -> dict[str, str]:
     path = Path(path) if path else config.repo_root() / "requirements.txt"
     pins = {}
     for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
         if "==" in line:
             name, version = (part.strip() for part in line.split("==", 1))
             pins[name.lower().replace("_", "-")] = version

@@ -382,7 +382,8 @@ class LiteModel:
         q = np.round(x / scale) + zero_point
         return np.clip(q, info.min, info.max).astype(self.input_dtype)
 
-    def _output_as_float(self, y: np.ndarray) -> np.ndarray:
+    def output_as_float(self, y: np.ndarray) -> np.ndarray:
+        """Dequantize integer outputs with the stored scale and zero point; float passes as is."""
         if self.output_dtype == np.float32:
             return y
         scale, zero_point = self.output_quantization
@@ -400,7 +401,7 @@ class LiteModel:
             interp.set_tensor(in_idx, q[i : i + 1])
             interp.invoke()
             outputs[i] = interp.get_tensor(out_idx)[0]
-        return self._output_as_float(outputs)
+        return self.output_as_float(outputs)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> float:
         """Return the top-1 accuracy on ``(x, y)``, one image per ``invoke()``.

@@ -78,3 +78,15 @@ def test_importing_course_lib_prints_no_cpp_start_up_lines():
     assert not any(noise in proc.stderr for noise in ("oneDNN", "cuda drivers", "absl")), (
         proc.stderr
     )
+
+
+def test_captured_fd2_collects_c_level_writes_and_restores_fd2(capfd):
+    with compat.captured_fd2() as lines:
+        os.write(2, b"from C\nsecond line\n")
+    assert lines == ["from C\n", "second line\n"]
+    with pytest.raises(RuntimeError), compat.captured_fd2() as held:
+        os.write(2, b"before the error\n")
+        raise RuntimeError("boom")
+    assert held == ["before the error\n"]
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"  # fd 2 is back where it was

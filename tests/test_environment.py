@@ -32,7 +32,15 @@ def _environment_pins() -> dict[str, str]:
 
 def test_every_requirement_is_an_exact_pin():
     for line in _requirement_lines():
-        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][A-Za-z0-9.]*", line), line
+        pin = r"[A-Za-z0-9_.\-]+==[0-9][A-Za-z0-9.]*"
+        marker = r' ; sys_platform == "linux" and platform_machine == "x86_64"'
+        assert re.fullmatch(rf"{pin}({marker})?", line), line
+
+
+def test_read_pins_leaves_the_environment_marker_out(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text('A_b==1.0 ; sys_platform == "linux"  # why\nc==2.dev3\n')
+    assert read_pins(path) == {"a-b": "1.0", "c": "2.dev3"}
 
 
 def test_key_packages_are_pinned_as_the_course_requires():

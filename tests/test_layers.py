@@ -15,6 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("measure", "models"),
     ("training",),
     ("tflite",),
+    ("tflm",),
     ("system",),
     ("report",),
     ("variants",),

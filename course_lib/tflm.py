@@ -1,0 +1,239 @@
+"""Run .tflite files on TensorFlow Lite for Microcontrollers (TFLM), on this computer.
+
+For the deployment chapter (issue 14). The ``tflite-micro`` package runs the real TFLM C++
+runtime, the one firmware links, behind a Python interpreter: the same kernels, the same
+memory planner and the same refusals as on a microcontroller, only on this CPU. A
+microcontroller has no heap worth the name, so TFLM takes one fixed block of RAM, the *tensor
+arena*, for every activation and its own bookkeeping, while the weights stay in flash inside
+the model bytes. This module runs models on it, finds the smallest arena a model needs, and
+writes a model as the C array a firmware build compiles in.
+
+Example::
+
+    micro = MicroModel(int8_bytes)            # allocates a generous arena
+    micro.evaluate(data.x_test, data.y_test)  # accuracy, one image per invoke()
+    min_arena_bytes(int8_bytes)               # the smallest arena that allocates
+    print(c_array(int8_bytes, "g_model")[:200])
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from course_lib.compat import captured_fd2
+from course_lib.tflite import LiteModel, read_tflite
+
+DEFAULT_ARENA_BYTES = 1 << 20
+"""The arena :class:`MicroModel` allocates when given none: 1 MiB, room for the course's models."""
+
+ARENA_ALIGNMENT = 16
+"""TFLM aligns the arena's buffers to 16 bytes; :func:`min_arena_bytes` searches in these steps."""
+
+MAX_ARENA_BYTES = 64 << 20
+"""The largest arena :func:`min_arena_bytes` tries before deciding the model cannot run."""
+
+
+class MicroRuntimeError(RuntimeError):
+    """TFLM refused a model or an arena; the message carries TFLM's own reason."""
+
+
+_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+with open(sys.argv[1], "rb") as f:
+    content = f.read()
+try:
+    runtime.Interpreter.from_bytes(content, arena_size=int(sys.argv[2]))
+except RuntimeError as err:
+    print(err, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+@contextmanager
+def _model_file(content: bytes) -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.tflite"
+        path.write_bytes(content)
+        yield str(path)
+
+
+def _probe(path: str, arena_bytes: int) -> tuple[bool, str]:
+    """Try to prepare the model in a separate Python process; return (success, TFLM's words).
+
+    A separate process, because a failed allocation can take the whole process down: in
+    tflite-micro 0.dev20261023182759 the seed CNN's int8 file fails cleanly in arenas of
+    1,536 and 3,072 bytes but crashes Python (a segmentation fault) at 2,048 bytes.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, path, str(arena_bytes)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode == 0:
+        return True, ""
+    told = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+    if done.returncode < 0:  # killed by a signal
+        told = f"the interpreter crashed (signal {-done.returncode}) {told}".strip()
+    return False, told
+
+
+def _check_arena(arena_bytes: int) -> None:
+    if arena_bytes < 1:
+        raise ValueError(f"arena_bytes must be >= 1, got {arena_bytes}")
+
+
+class MicroModel:
+    """A .tflite model on the TFLM runtime, with the same batch-1 helpers as ``LiteModel``.
+
+    Inputs are checked and quantized, and outputs dequantized, exactly as
+    :class:`course_lib.tflite.LiteModel` does (it reads the scales stored in the file), so a
+    prediction of both runtimes on the same images can be compared one to one.
+
+    Raises:
+        MicroRuntimeError: TFLM refuses the model (for example a dynamic-range or float16
+            file) or the arena is too small; the message quotes TFLM's reason.
+        ValueError: ``arena_bytes`` < 1.
+    """
+
+    def __init__(self, model: bytes | str | Path, arena_bytes: int = DEFAULT_ARENA_BYTES):
+        from tflite_micro.python.tflite_micro import runtime  # heavy: imported on first use
+
+        _check_arena(arena_bytes)
+        self.content = read_tflite(model)
+        self.arena_bytes = int(arena_bytes)
+        with _model_file(self.content) as path:
+            ok, told = _probe(path, self.arena_bytes)  # fail here, not by crashing this process
+        if not ok:
+            raise MicroRuntimeError(
+                f"TFLM could not prepare the model with a {self.arena_bytes:,}-byte arena: {told}"
+            )
+        self.interpreter = runtime.Interpreter.from_bytes(self.content, arena_size=self.arena_bytes)
+        self.reference = LiteModel(self.content)  # shapes, dtypes and scales of the file
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run every image through TFLM's ``invoke()`` one at a time; return float outputs."""
+        q = self.reference.prepare_input(x)
+        out_shape = self.interpreter.get_output_details(0)["shape"][1:]
+        outputs = np.empty((len(q), *out_shape), dtype=self.reference.output_dtype)
+        for i in range(len(q)):
+            self.interpreter.set_input(q[i : i + 1], 0)
+            self.interpreter.invoke()
+            outputs[i] = self.interpreter.get_output(0)[0]
+        return self.reference.output_as_float(outputs)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Return the top-1 accuracy on ``(x, y)``, one image per ``invoke()``.
+
+        Raises:
+            ValueError: lengths differ, or input of the wrong shape or dtype.
+        """
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        return float(np.mean(self.predict(x).argmax(axis=-1) == np.asarray(y).reshape(-1)))
+
+    def allocation_report(self) -> str:
+        """TFLM's own table of the arena's buffers (``print_allocations``, written to fd 2)."""
+        with captured_fd2() as told:
+            self.interpreter.print_allocations()
+        return "".join(told)
+
+
+def allocates(model: bytes | str | Path, arena_bytes: int) -> bool:
+    """Whether TFLM can prepare ``model`` in an arena of ``arena_bytes`` bytes.
+
+    Tried in a separate Python process (see :func:`_probe`): about 0.3 s a try.
+
+    Raises:
+        ValueError: ``arena_bytes`` < 1.
+    """
+    _check_arena(arena_bytes)
+    with _model_file(read_tflite(model)) as path:
+        return _probe(path, arena_bytes)[0]
+
+
+def min_arena_bytes(model: bytes | str | Path, step: int = ARENA_ALIGNMENT) -> int:
+    """Return the smallest arena, a multiple of ``step`` bytes, in which TFLM prepares ``model``.
+
+    Doubles the arena from ``step`` until the model allocates, then bisects between the last
+    failure and the first success, each try in a separate process (see :func:`_probe`). TFLM
+    plans the same buffers for the same arena every time, so the answer is exact to ``step``
+    bytes: about 2 x log2(arena / step) tries, some seconds.
+
+    Raises:
+        MicroRuntimeError: not even :data:`MAX_ARENA_BYTES` is enough; usually TFLM does
+            not support the model at all (the message quotes TFLM's reason).
+        ValueError: ``step`` < 1.
+    """
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    with _model_file(read_tflite(model)) as path:
+        low, high = 0, step  # low: known to fail (no arena at all); high: the candidate
+        while not (tried := _probe(path, high))[0]:
+            if high >= MAX_ARENA_BYTES:
+                raise MicroRuntimeError(
+                    f"TFLM could not prepare the model even with a {high:,}-byte arena: {tried[1]}"
+                )
+            low, high = high, min(2 * high, MAX_ARENA_BYTES)
+        while high - low > step:
+            middle = (low + high) // 2 // step * step
+            if _probe(path, middle)[0]:
+                high = middle
+            else:
+                low = middle
+    return high
+
+
+def prediction_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of images whose top-1 class is the same in two runtimes' outputs.
+
+    Raises:
+        ValueError: the two outputs differ in shape, or are empty.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two outputs of the same, non-empty shape; got {a.shape}, {b.shape}")
+    return float(np.mean(a.argmax(axis=-1) == b.argmax(axis=-1)))
+
+
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def c_array(model: bytes | str | Path, name: str, per_line: int = 12) -> str:
+    """Return C source that embeds a .tflite file, the way firmware ships its model.
+
+    ``alignas(16)`` because TFLM reads the flatbuffer in place and its tables must be aligned;
+    ``const`` so the linker keeps the bytes in flash, not in RAM. A second constant,
+    ``<name>_len``, holds the length.
+
+    Raises:
+        ValueError: ``name`` is not a C identifier, or ``per_line`` < 1.
+    """
+    if not _C_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a C identifier (letters, digits, _; no digit first)")
+    if per_line < 1:
+        raise ValueError(f"per_line must be >= 1, got {per_line}")
+    content = read_tflite(model)
+    rows = [
+        "  " + " ".join(f"0x{byte:02x}," for byte in content[i : i + per_line])
+        for i in range(0, len(content), per_line)
+    ]
+    return "\n".join(
+        [
+            f"// {len(content):,} bytes of .tflite (TFLite flatbuffer), for TFLM's GetModel().",
+            f"alignas(16) const unsigned char {name}[] = {{",
+            *rows,
+            "};",
+            f"const unsigned int {name}_len = {len(content)};",
+            "",
+        ]
+    )
