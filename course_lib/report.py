@@ -41,6 +41,48 @@ TECHNIQUES = (
 
 _NOTEBOOK_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
 
+TARGETS = ("mobile", "cloud", "iot")
+"""Allowed values of a deployment record's ``target`` (the seed article's three uses)."""
+
+DEPLOYMENT_FIELDS: dict[str, str] = {
+    "target": "one of TARGETS",
+    "runtime": "the runtime that ran the model, e.g. 'litert', 'tflm', 'tf.function'",
+    "threads": "whole number >= 1",
+    "batch": "whole number >= 1",
+    "throughput_ips": "images per second, > 0",
+    "load_ms": "interpreter creation + allocate_tensors, milliseconds, >= 0",
+    "peak_rss_bytes": "peak resident memory of the process, whole number > 0",
+    "tflm_arena_bytes": "smallest TFLM tensor arena, whole number > 0",
+    "tflm_accuracy": "accuracy through TFLM, fraction in [0, 1]",
+    "tflm_agreement": "share of top-1 predictions equal to LiteRT's, fraction in [0, 1]",
+    "flash_bytes": "bytes a microcontroller stores (the model file), whole number > 0",
+}
+"""The deployment chapter's fields (issue 14): optional in ``Result.extra``, checked when set."""
+
+
+def _check_deployment(extra: dict[str, Any]) -> None:
+    """Refuse a deployment field with the wrong type or range, naming the field and the rule."""
+    for name, rule in DEPLOYMENT_FIELDS.items():
+        if name not in extra:
+            continue
+        value = extra[name]
+        if name == "target":
+            ok = value in TARGETS
+        elif name == "runtime":
+            ok = isinstance(value, str) and bool(value.strip())
+        elif name in ("threads", "batch"):
+            ok = _whole(name, value) >= 1
+        elif name in ("peak_rss_bytes", "tflm_arena_bytes", "flash_bytes"):
+            ok = _whole(name, value) > 0
+        elif name in ("tflm_accuracy", "tflm_agreement"):
+            ok = 0.0 <= _real(name, value) <= 1.0
+        elif name == "throughput_ips":
+            ok = _real(name, value) > 0
+        else:  # load_ms
+            ok = _real(name, value) >= 0
+        if not ok:
+            raise ValueError(f"{name} must be {rule}; got {value!r}")
+
 
 def _real(name: str, value: Any) -> float:
     """Return a finite real number as float; refuse bools, strings and NaN with the field name."""
@@ -80,7 +122,10 @@ class Result:
             over several measurement rounds; None only for a record built by hand.
         baseline: the variant this one is compared against (None for a baseline).
         extra: chapter-specific fields (``sparsity``, ``pipeline``, ``policy``...), written
-            at the top level of the JSON record.
+            at the top level of the JSON record. The deployment fields
+            (:data:`DEPLOYMENT_FIELDS`: ``target``, ``runtime``, ``threads``, ``batch``,
+            ``throughput_ips``, ``load_ms``, ``peak_rss_bytes``, ``tflm_arena_bytes``,
+            ``tflm_accuracy``, ``tflm_agreement``, ``flash_bytes``) are checked when present.
     """
 
     variant: str
@@ -138,6 +183,7 @@ class Result:
         clash = set(self.extra) & {f.name for f in fields(self)}
         if clash:
             raise ValueError(f"extra fields {sorted(clash)} clash with Result's own fields")
+        _check_deployment(self.extra)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the flat JSON record (``extra`` merged in, ``baseline`` only when set)."""

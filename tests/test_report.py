@@ -930,3 +930,61 @@ def test_record_timing_on_a_file_with_only_course_times(tmp_root):
     timings = json.loads(path.read_text())
     assert timings["course_cached_run_s"] == 59.9 and timings["course_first_run_s"] == 3000.0
     assert list(timings["notebooks"]) == ["01_baseline", "02_pruning"]
+
+
+GOOD_DEPLOYMENT = {
+    "target": "iot",
+    "runtime": "tflm",
+    "threads": 1,
+    "batch": 1,
+    "throughput_ips": 1234.5,
+    "load_ms": 0.0,
+    "peak_rss_bytes": np.int64(300_000_000),
+    "tflm_arena_bytes": 45_168,
+    "tflm_accuracy": 0.9755,
+    "tflm_agreement": 1.0,
+    "flash_bytes": 220_144,
+}
+
+
+def test_deployment_fields_are_kept_and_round_trip():
+    r = make_result("seed_cnn_int8_tflm", technique="quantization", extra=dict(GOOD_DEPLOYMENT))
+    again = report.Result.from_dict(r.to_dict())
+    assert again.extra == GOOD_DEPLOYMENT and again.to_dict()["tflm_arena_bytes"] == 45_168
+    assert set(report.DEPLOYMENT_FIELDS) == set(GOOD_DEPLOYMENT)
+    assert report.TARGETS == ("mobile", "cloud", "iot")
+    for target in ("mobile", "cloud"):
+        make_result(extra={"target": target})
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("target", "phone", "target must be one of TARGETS"),
+        ("target", None, "target must be one of TARGETS"),
+        ("runtime", "", "runtime must be the runtime"),
+        ("runtime", 3, "runtime must be the runtime"),
+        ("threads", 0, "threads must be whole number >= 1"),
+        ("threads", 1.5, "threads must be a whole number"),
+        ("batch", 0, "batch must be whole number >= 1"),
+        ("batch", True, "batch must be a whole number"),
+        ("throughput_ips", 0.0, "throughput_ips must be images per second, > 0"),
+        ("throughput_ips", float("nan"), "throughput_ips must be finite"),
+        ("load_ms", -0.1, "load_ms must be interpreter creation"),
+        ("load_ms", "1", "load_ms must be a number"),
+        ("peak_rss_bytes", 0, "peak_rss_bytes must be peak resident"),
+        ("tflm_arena_bytes", 0, "tflm_arena_bytes must be smallest TFLM"),
+        ("tflm_arena_bytes", 4.0, "tflm_arena_bytes must be a whole number"),
+        ("flash_bytes", -1, "flash_bytes must be bytes"),
+        (
+            "tflm_accuracy",
+            97.5,
+            r"tflm_accuracy must be accuracy through TFLM, fraction in \[0, 1\]",
+        ),
+        ("tflm_accuracy", -0.01, "tflm_accuracy must be accuracy through TFLM"),
+        ("tflm_agreement", 1.01, "tflm_agreement must be share of top-1"),
+    ],
+)
+def test_deployment_fields_refuse_bad_values_by_name(name, bad, message):
+    with pytest.raises(ValueError, match=message):
+        make_result(extra={**GOOD_DEPLOYMENT, name: bad})
