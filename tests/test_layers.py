@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
         "distillation",
         "mixed_precision",
         "summary",
+        "deploy",
     ),
     ("deep_compression", "float16", "guide"),
     ("combined",),

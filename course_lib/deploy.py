@@ -1,0 +1,203 @@
+"""Measure what each deployment target cares about: cold start, threads, batch, memory.
+
+For the deployment chapter (issue 14). A phone app feels the time to create the interpreter
+and its memory as much as one image's latency; a server pays for images per second per core
+at large batches; a microcontroller has a fixed flash and RAM (see :mod:`course_lib.tflm`).
+Every function here runs the real runtime (LiteRT, or TensorFlow for the Keras model) and
+returns plain numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from course_lib.compat import tf
+from course_lib.tflite import Interpreter, LiteModel, OpResolverType, read_tflite
+
+
+def litert_interpreter(
+    model: bytes | str | Path, threads: int = 1, xnnpack: bool = True
+) -> Interpreter:
+    """A LiteRT interpreter (tensors not yet allocated), with or without the XNNPACK delegate.
+
+    ``xnnpack=False`` uses ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``: LiteRT's own
+    built-in kernels, what runs where XNNPACK does not (or before it was the default).
+
+    Raises:
+        ValueError: ``threads`` < 1.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(
+        model_content=read_tflite(model),
+        num_threads=threads,
+        experimental_op_resolver_type=resolver,
+    )
+
+
+def cold_start_ms(
+    model: bytes | str | Path, threads: int = 1, xnnpack: bool = True, repeats: int = 7
+) -> float:
+    """Median milliseconds to create the interpreter and ``allocate_tensors()`` (an app's start).
+
+    With XNNPACK the weights are packed for the CPU here, so bigger models start slower.
+
+    Raises:
+        ValueError: ``repeats`` < 1 or ``threads`` < 1.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    content = read_tflite(model)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        litert_interpreter(content, threads, xnnpack).allocate_tensors()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def _check_batch_run(batch: int, runs: int) -> None:
+    if batch < 1 or runs < 1:
+        raise ValueError(f"batch and runs must be >= 1, got batch={batch}, runs={runs}")
+
+
+def _batch_of(x: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` images from ``x``, repeated if ``x`` is shorter."""
+    reps = -(-batch // len(x))
+    return np.concatenate([x] * reps)[:batch] if reps > 1 else x[:batch]
+
+
+def litert_throughput(
+    model: bytes | str | Path,
+    x: np.ndarray,
+    batch: int,
+    threads: int = 2,
+    runs: int = 20,
+    xnnpack: bool = True,
+) -> float:
+    """Images per second of LiteRT with the input resized to ``batch`` (median of ``runs``).
+
+    The input is quantized as :class:`course_lib.tflite.LiteModel` does, then one warm-up
+    ``invoke()`` runs untimed.
+
+    Raises:
+        ValueError: ``batch``, ``runs`` or ``threads`` < 1.
+    """
+    _check_batch_run(batch, runs)
+    content = read_tflite(model)
+    images = LiteModel(content).prepare_input(_batch_of(x, batch))
+    interpreter = litert_interpreter(content, threads, xnnpack)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, list(images.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, images)
+    interpreter.invoke()  # warm-up: packing, caches
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def keras_throughput(
+    model: Any, x: np.ndarray, batch: int, jit_compile: bool = False, runs: int = 20
+) -> float:
+    """Images per second of a Keras model called as a ``tf.function`` (median of ``runs``).
+
+    ``jit_compile=True`` compiles the function with XLA. The first call (tracing and, with
+    XLA, compiling) is not timed.
+
+    Raises:
+        ValueError: ``batch`` or ``runs`` < 1.
+    """
+    _check_batch_run(batch, runs)
+    images = tf.constant(_batch_of(np.asarray(x, np.float32), batch))
+    serve = tf.function(lambda t: model(t, training=False), jit_compile=jit_compile)
+    serve(images).numpy()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        serve(images).numpy()
+        times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def core_seconds_per_million(images_per_second: float, threads: int) -> float:
+    """CPU core-seconds to serve a million images: ``threads x 1e6 / images_per_second``.
+
+    Raises:
+        ValueError: a throughput <= 0 or ``threads`` < 1.
+    """
+    if not images_per_second > 0 or threads < 1:
+        raise ValueError(
+            f"need images_per_second > 0 and threads >= 1, got {images_per_second}, {threads}"
+        )
+    return threads * 1e6 / images_per_second
+
+
+_MEMORY_PROBE = """
+import json, resource, sys, time
+from ai_edge_litert.interpreter import Interpreter
+
+def peak_bytes():
+    try:  # Linux: this address space's high-water mark (ru_maxrss survives exec on Linux)
+        with open("/proc/self/status") as status:
+            line = next(l for l in status if l.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except OSError:  # macOS: ru_maxrss, in bytes there
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+path, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+before = peak_bytes()
+start = time.perf_counter()
+if path != "-":
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    for _ in range(runs):
+        interpreter.invoke()
+print(json.dumps({"before": before, "peak": peak_bytes(), "seconds": time.perf_counter() - start}))
+"""
+
+
+def peak_rss_bytes(model_path: str | Path | None, threads: int = 1, runs: int = 10) -> dict:
+    """Peak resident memory of a fresh process that loads the model and runs it ``runs`` times.
+
+    A separate process, so nothing else of this one (TensorFlow, the notebook) is counted:
+    the process imports only LiteRT. ``model_path=None`` measures that process without a
+    model, the floor every model's number includes. The peak is the process's high-water
+    mark (``VmHWM`` on Linux; ``ru_maxrss`` is no good there: it survives ``exec`` and would
+    report this process's peak), ``ru_maxrss`` on macOS.
+
+    Returns:
+        ``{"peak_rss_bytes", "before_model_bytes", "seconds"}``: the peak over the whole
+        process, the peak before the model was loaded, and the time loading and running took.
+
+    Raises:
+        FileNotFoundError: no such model file.
+        RuntimeError: the probe process failed (its error is quoted).
+    """
+    if model_path is not None and not Path(model_path).is_file():
+        raise FileNotFoundError(f"no model file {model_path}")
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(model_path or "-"), str(threads), str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory probe failed: {done.stderr.strip()[-500:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "peak_rss_bytes": int(found["peak"]),
+        "before_model_bytes": int(found["before"]),
+        "seconds": float(found["seconds"]),
+    }

@@ -1,0 +1,99 @@
+"""course_lib.deploy: cold start, LiteRT and Keras throughput, core-seconds, process memory."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from course_lib import deploy, tflite
+from course_lib.compat import keras
+
+
+@pytest.fixture(scope="module")
+def float_file(tiny_model) -> bytes:
+    return tflite.convert(tiny_model)
+
+
+def _clock(monkeypatch, durations):
+    """Make perf_counter return start/stop pairs that are ``durations`` seconds apart."""
+    ticks = itertools.chain.from_iterable((10.0 * i, 10.0 * i + d) for i, d in enumerate(durations))
+    monkeypatch.setattr(deploy.time, "perf_counter", lambda: next(ticks))
+
+
+def test_interpreters_with_and_without_xnnpack_agree(float_file, tiny_data):
+    x = tiny_data.x_test[:1]
+    outputs = []
+    for xnnpack in (True, False):
+        interpreter = deploy.litert_interpreter(float_file, threads=2, xnnpack=xnnpack)
+        interpreter.allocate_tensors()
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        assert ("DELEGATE" in ops) == xnnpack  # XNNPACK takes the graph over as one node
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+    expected = tflite.LiteModel(float_file).predict(x)
+    np.testing.assert_allclose(outputs[1], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        deploy.litert_interpreter(float_file, threads=0)
+
+
+def test_cold_start_is_the_median_creation_and_allocation_time(float_file, monkeypatch):
+    _clock(monkeypatch, [0.002, 0.005, 0.001])
+    assert deploy.cold_start_ms(float_file, repeats=3) == pytest.approx(2.0)
+    monkeypatch.undo()
+    assert 0 < deploy.cold_start_ms(float_file, xnnpack=False, repeats=2) < 5000
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        deploy.cold_start_ms(float_file, repeats=0)
+
+
+def test_litert_throughput_is_batch_over_the_median_invoke(float_file, tiny_data, monkeypatch):
+    _clock(monkeypatch, [0.01, 0.04, 0.02])
+    assert deploy.litert_throughput(float_file, tiny_data.x_test, 8, runs=3) == pytest.approx(400)
+    monkeypatch.undo()
+    assert deploy.litert_throughput(float_file, tiny_data.x_test[:3], 16, runs=2) > 0
+    for bad in ({"batch": 0}, {"batch": 4, "runs": 0}):
+        with pytest.raises(ValueError, match="batch and runs must be >= 1"):
+            deploy.litert_throughput(float_file, tiny_data.x_test, **{"runs": 2, **bad})
+
+
+def test_batches_repeat_short_inputs():
+    x = np.arange(3)
+    assert deploy._batch_of(x, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert deploy._batch_of(x, 2).tolist() == [0, 1]
+
+
+def test_keras_throughput_with_and_without_xla(tiny_model, tiny_data, monkeypatch):
+    _clock(monkeypatch, [0.5, 0.1, 0.2, 0.3])
+    assert deploy.keras_throughput(tiny_model, tiny_data.x_test, 50, runs=4) == pytest.approx(200)
+    monkeypatch.undo()
+    for jit in (False, True):
+        assert deploy.keras_throughput(tiny_model, tiny_data.x_test, 8, jit, runs=2) > 0
+    with pytest.raises(ValueError, match="batch and runs must be >= 1"):
+        deploy.keras_throughput(tiny_model, tiny_data.x_test, 0)
+
+
+def test_core_seconds_per_million_images():
+    assert deploy.core_seconds_per_million(1000.0, 2) == 2000.0
+    assert deploy.core_seconds_per_million(4e6, 1) == 0.25
+    for ips, threads in ((0.0, 1), (-5.0, 1), (100.0, 0)):
+        with pytest.raises(ValueError, match="images_per_second > 0 and threads >= 1"):
+            deploy.core_seconds_per_million(ips, threads)
+
+
+def test_peak_memory_grows_by_at_least_the_weights_of_a_big_model(tmp_path):
+    big = keras.Sequential([keras.Input((784,)), keras.layers.Dense(8192), keras.layers.Dense(10)])
+    path = tmp_path / "big.tflite"
+    path.write_bytes(tflite.convert(big))  # 6.5 M float32 weights: about 26 MB
+    floor = deploy.peak_rss_bytes(None)
+    loaded = deploy.peak_rss_bytes(path, runs=2)
+    assert floor["peak_rss_bytes"] > 10_000_000  # Python + LiteRT: tens of MB
+    assert loaded["peak_rss_bytes"] - floor["peak_rss_bytes"] >= path.stat().st_size * 0.9
+    assert loaded["before_model_bytes"] <= loaded["peak_rss_bytes"]
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        deploy.peak_rss_bytes(tmp_path / "missing.tflite")
+    (tmp_path / "not.tflite").write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match="memory probe failed"):
+        deploy.peak_rss_bytes(tmp_path / "not.tflite")
