@@ -201,3 +201,50 @@ def peak_rss_bytes(model_path: str | Path | None, threads: int = 1, runs: int = 
         "before_model_bytes": int(found["before"]),
         "seconds": float(found["seconds"]),
     }
+
+
+SERVING_INPUT = "image"
+"""The serving signature's input name (float32 images, any batch size)."""
+
+SERVING_OUTPUT = "probabilities"
+"""The serving signature's output name."""
+
+
+def export_saved_model(model: Any, folder: str | Path) -> Path:
+    """Write a SavedModel with a ``serving_default`` signature, the format TF Serving loads.
+
+    The signature takes ``image`` (float32, any batch size, the model's image shape) and
+    returns ``probabilities``. TensorFlow Serving serves ``<base>/<version>/``, for example
+    ``models/seed_cnn/1``.
+
+    Raises:
+        ValueError: ``folder`` exists and is not an empty folder (no silent overwrite).
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"{folder} exists and is not an empty folder: choose a new version")
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=SERVING_INPUT)
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        return {SERVING_OUTPUT: model(image, training=False)}
+
+    tf.saved_model.save(model, str(folder), signatures={"serving_default": serve})
+    return folder
+
+
+def saved_model_predict(folder: str | Path, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """Reload a SavedModel with ``tf.saved_model.load`` and run its serving signature on ``x``.
+
+    Raises:
+        ValueError: ``batch`` < 1.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    x = np.asarray(x, np.float32)
+    parts = [
+        serve(**{SERVING_INPUT: tf.constant(x[i : i + batch])})[SERVING_OUTPUT].numpy()
+        for i in range(0, len(x), batch)
+    ]
+    return np.concatenate(parts)

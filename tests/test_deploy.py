@@ -97,3 +97,20 @@ def test_peak_memory_grows_by_at_least_the_weights_of_a_big_model(tmp_path):
     (tmp_path / "not.tflite").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="memory probe failed"):
         deploy.peak_rss_bytes(tmp_path / "not.tflite")
+
+
+def test_saved_model_serves_what_the_keras_model_predicts(tiny_model, tiny_data, tmp_path):
+    folder = deploy.export_saved_model(tiny_model, tmp_path / "tiny" / "1")
+    assert (folder / "saved_model.pb").is_file()
+    served = deploy.saved_model_predict(folder, tiny_data.x_test, batch=128)  # 3 calls
+    expected = tiny_model.predict(tiny_data.x_test, verbose=0)
+    assert served.shape == expected.shape == (300, 10)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    signature = deploy.tf.saved_model.load(str(folder)).signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.name == "image" and spec.shape.as_list() == [None, 28, 28, 1]
+    assert list(signature.structured_outputs) == ["probabilities"]
+    with pytest.raises(ValueError, match="not an empty folder"):
+        deploy.export_saved_model(tiny_model, folder)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        deploy.saved_model_predict(folder, tiny_data.x_test, batch=0)
