@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from course_lib.compat import tf
+from course_lib.measure import LatencyStats, time_calls
 from course_lib.tflite import Interpreter, LiteModel, OpResolverType, read_tflite
 
 
@@ -51,22 +52,39 @@ def cold_start_ms(
     With XNNPACK the weights are packed for the CPU here, so bigger models start slower.
 
     Raises:
-        ValueError: ``repeats`` < 1 or ``threads`` < 1.
+        ValueError: ``repeats`` < 2 or ``threads`` < 1.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if repeats < 2:
+        raise ValueError(f"repeats must be >= 2, got {repeats}")
     content = read_tflite(model)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        litert_interpreter(content, threads, xnnpack).allocate_tensors()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+    stats = time_calls(
+        lambda: litert_interpreter(content, threads, xnnpack).allocate_tensors(),
+        warmup=0,
+        runs=repeats,
+        threads=threads,
+    )
+    return stats.median_us / 1e3
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images per second of repeated batch calls: the median, and the interquartile range."""
+
+    batch: int
+    images_per_s: float
+    iqr_images_per_s: list[float]
+    """``[low, high]``: the batch over the 75th and the 25th percentile of the call times."""
+    calls: LatencyStats
+
+    @classmethod
+    def of(cls, batch: int, calls: LatencyStats) -> Throughput:
+        per_s = [batch / (us / 1e6) for us in (calls.median_us, calls.p75_us, calls.p25_us)]
+        return cls(batch, per_s[0], [per_s[1], per_s[2]], calls)
 
 
 def _check_batch_run(batch: int, runs: int) -> None:
-    if batch < 1 or runs < 1:
-        raise ValueError(f"batch and runs must be >= 1, got batch={batch}, runs={runs}")
+    if batch < 1 or runs < 2:
+        raise ValueError(f"need batch >= 1 and runs >= 2, got batch={batch}, runs={runs}")
 
 
 def _batch_of(x: np.ndarray, batch: int) -> np.ndarray:
@@ -82,14 +100,14 @@ def litert_throughput(
     threads: int = 2,
     runs: int = 20,
     xnnpack: bool = True,
-) -> float:
-    """Images per second of LiteRT with the input resized to ``batch`` (median of ``runs``).
+) -> Throughput:
+    """Images per second of LiteRT with the input resized to ``batch`` (``runs`` timed calls).
 
     The input is quantized as :class:`course_lib.tflite.LiteModel` does, then one warm-up
     ``invoke()`` runs untimed.
 
     Raises:
-        ValueError: ``batch``, ``runs`` or ``threads`` < 1.
+        ValueError: ``batch`` or ``threads`` < 1, or ``runs`` < 2.
     """
     _check_batch_run(batch, runs)
     content = read_tflite(model)
@@ -99,36 +117,26 @@ def litert_throughput(
     interpreter.resize_tensor_input(index, list(images.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, images)
-    interpreter.invoke()  # warm-up: packing, caches
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return batch / float(np.median(times))
+    calls = time_calls(interpreter.invoke, warmup=1, runs=runs, threads=threads)
+    return Throughput.of(batch, calls)
 
 
 def keras_throughput(
     model: Any, x: np.ndarray, batch: int, jit_compile: bool = False, runs: int = 20
-) -> float:
-    """Images per second of a Keras model called as a ``tf.function`` (median of ``runs``).
+) -> Throughput:
+    """Images per second of a Keras model called as a ``tf.function`` (``runs`` timed calls).
 
     ``jit_compile=True`` compiles the function with XLA. The first call (tracing and, with
     XLA, compiling) is not timed.
 
     Raises:
-        ValueError: ``batch`` or ``runs`` < 1.
+        ValueError: ``batch`` < 1 or ``runs`` < 2.
     """
     _check_batch_run(batch, runs)
     images = tf.constant(_batch_of(np.asarray(x, np.float32), batch))
     serve = tf.function(lambda t: model(t, training=False), jit_compile=jit_compile)
-    serve(images).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        serve(images).numpy()
-        times.append(time.perf_counter() - start)
-    return batch / float(np.median(times))
+    calls = time_calls(lambda: serve(images).numpy(), warmup=1, runs=runs)
+    return Throughput.of(batch, calls)
 
 
 def core_seconds_per_million(images_per_second: float, threads: int) -> float:

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from course_lib import deploy, tflite
+from course_lib import deploy, measure, tflite
 from course_lib.compat import keras
 
 
@@ -17,9 +17,11 @@ def float_file(tiny_model) -> bytes:
 
 
 def _clock(monkeypatch, durations):
-    """Make perf_counter return start/stop pairs that are ``durations`` seconds apart."""
-    ticks = itertools.chain.from_iterable((10.0 * i, 10.0 * i + d) for i, d in enumerate(durations))
-    monkeypatch.setattr(deploy.time, "perf_counter", lambda: next(ticks))
+    """Make the timed calls take ``durations`` seconds (measure.time_calls' perf_counter_ns)."""
+    ticks = itertools.chain.from_iterable(
+        (10**10 * i, 10**10 * i + round(d * 1e9)) for i, d in enumerate(durations)
+    )
+    monkeypatch.setattr(measure.time, "perf_counter_ns", lambda: next(ticks))
 
 
 def test_interpreters_with_and_without_xnnpack_agree(float_file, tiny_data):
@@ -45,17 +47,21 @@ def test_cold_start_is_the_median_creation_and_allocation_time(float_file, monke
     assert deploy.cold_start_ms(float_file, repeats=3) == pytest.approx(2.0)
     monkeypatch.undo()
     assert 0 < deploy.cold_start_ms(float_file, xnnpack=False, repeats=2) < 5000
-    with pytest.raises(ValueError, match="repeats must be >= 1"):
-        deploy.cold_start_ms(float_file, repeats=0)
+    with pytest.raises(ValueError, match="repeats must be >= 2"):
+        deploy.cold_start_ms(float_file, repeats=1)
 
 
 def test_litert_throughput_is_batch_over_the_median_invoke(float_file, tiny_data, monkeypatch):
-    _clock(monkeypatch, [0.01, 0.04, 0.02])
-    assert deploy.litert_throughput(float_file, tiny_data.x_test, 8, runs=3) == pytest.approx(400)
+    _clock(monkeypatch, [0.01, 0.04, 0.02, 0.01, 0.02])
+    found = deploy.litert_throughput(float_file, tiny_data.x_test, 8, runs=5)
+    # call times 10, 10, 20, 20, 40 ms: median 20, quartiles 10 and 20 (NumPy's linear rule)
+    assert found.images_per_s == pytest.approx(400) and found.batch == 8
+    assert found.iqr_images_per_s == pytest.approx([400, 800])
+    assert found.calls.runs == 5 and found.calls.threads == 2
     monkeypatch.undo()
-    assert deploy.litert_throughput(float_file, tiny_data.x_test[:3], 16, runs=2) > 0
-    for bad in ({"batch": 0}, {"batch": 4, "runs": 0}):
-        with pytest.raises(ValueError, match="batch and runs must be >= 1"):
+    assert deploy.litert_throughput(float_file, tiny_data.x_test[:3], 16, runs=2).images_per_s > 0
+    for bad in ({"batch": 0}, {"batch": 4, "runs": 1}):
+        with pytest.raises(ValueError, match="need batch >= 1 and runs >= 2"):
             deploy.litert_throughput(float_file, tiny_data.x_test, **{"runs": 2, **bad})
 
 
@@ -67,11 +73,14 @@ def test_batches_repeat_short_inputs():
 
 def test_keras_throughput_with_and_without_xla(tiny_model, tiny_data, monkeypatch):
     _clock(monkeypatch, [0.5, 0.1, 0.2, 0.3])
-    assert deploy.keras_throughput(tiny_model, tiny_data.x_test, 50, runs=4) == pytest.approx(200)
+    found = deploy.keras_throughput(tiny_model, tiny_data.x_test, 50, runs=4)
+    assert found.images_per_s == pytest.approx(200)  # 50 images / median 0.25 s
     monkeypatch.undo()
     for jit in (False, True):
-        assert deploy.keras_throughput(tiny_model, tiny_data.x_test, 8, jit, runs=2) > 0
-    with pytest.raises(ValueError, match="batch and runs must be >= 1"):
+        assert (
+            deploy.keras_throughput(tiny_model, tiny_data.x_test, 8, jit, runs=2).images_per_s > 0
+        )
+    with pytest.raises(ValueError, match="need batch >= 1 and runs >= 2"):
         deploy.keras_throughput(tiny_model, tiny_data.x_test, 0)
 
 
