@@ -1,8 +1,9 @@
 """Run .tflite files on TensorFlow Lite for Microcontrollers (TFLM), on this computer.
 
 For the deployment chapter (issue 14). The ``tflite-micro`` package runs the real TFLM C++
-runtime, the one firmware links, behind a Python interpreter: the same kernels, the same
-memory planner and the same refusals as on a microcontroller, only on this CPU. A
+runtime, the one firmware links, behind a Python interpreter: the same memory planner and
+the same refusals as on a microcontroller, with TFLM's portable reference kernels (a
+Cortex-M build may swap in optimized ones, such as CMSIS-NN, for the same int8 arithmetic). A
 microcontroller has no heap worth the name, so TFLM takes one fixed block of RAM, the *tensor
 arena*, for every activation and its own bookkeeping, while the weights stay in flash inside
 the model bytes. This module runs models on it, finds the smallest arena a model needs, and
