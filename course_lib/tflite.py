@@ -287,7 +287,7 @@ def sparse_weights(model: bytes | str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _integer_labels(y: np.ndarray) -> np.ndarray:
+def integer_labels(y: np.ndarray) -> np.ndarray:
     """Return labels as a 1-D integer array; refuse one-hot or float labels with the fix."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
@@ -421,7 +421,7 @@ class LiteModel:
         """
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        y = _integer_labels(y)
+        y = integer_labels(y)
         return self.predict(x).argmax(axis=-1) == y
 
     def latency(

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from course_lib.compat import captured_fd2
-from course_lib.tflite import LiteModel, read_tflite
+from course_lib.tflite import LiteModel, integer_labels, read_tflite
 
 DEFAULT_ARENA_BYTES = 1 << 20
 """The arena :class:`MicroModel` allocates when given none: 1 MiB, room for the course's models."""
@@ -136,11 +136,11 @@ class MicroModel:
         """Return the top-1 accuracy on ``(x, y)``, one image per ``invoke()``.
 
         Raises:
-            ValueError: lengths differ, or input of the wrong shape or dtype.
+            ValueError: lengths differ, one-hot labels, or input of the wrong shape or dtype.
         """
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        return float(np.mean(self.predict(x).argmax(axis=-1) == np.asarray(y).reshape(-1)))
+        return float(np.mean(self.predict(x).argmax(axis=-1) == integer_labels(y)))
 
     def allocation_report(self) -> str:
         """TFLM's own table of the arena's buffers (``print_allocations``, written to fd 2)."""
