@@ -1,6 +1,6 @@
 """Measure what each deployment target cares about: cold start, threads, batch, memory.
 
-For the deployment chapter (issue 14). A phone app feels the time to create the interpreter
+Introduced in 07_deployment. A phone app feels the time to create the interpreter
 and its memory as much as one image's latency; a server pays for images per second per core
 at large batches; a microcontroller has a fixed flash and RAM (see :mod:`course_lib.tflm`).
 Every function here runs the real runtime (LiteRT, or TensorFlow for the Keras model) and
@@ -9,18 +9,112 @@ returns plain numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from course_lib import config, report, variants
 from course_lib.compat import tf
 from course_lib.measure import LatencyStats, time_calls
+from course_lib.report import Result
 from course_lib.tflite import Interpreter, LiteModel, OpResolverType, read_tflite
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A variant an earlier chapter measured, with the .tflite file it measured."""
+
+    notebook: str
+    result: Result
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """``variant`` alone; the notebook is in :attr:`notebook`."""
+        return self.result.variant
+
+
+def course_variants(notebooks: Sequence[str], folder: str | Path | None = None) -> list[Shipped]:
+    """Every variant the named chapters wrote to their results files, with its .tflite file.
+
+    Reads ``results/<notebook>.json`` (fast mode: the fast results folder) and finds each
+    row's file under ``artifacts/<mode>/<notebook>/``, where the chapter saved it.
+
+    Raises:
+        FileNotFoundError: a chapter's results file is missing, or it names a .tflite
+            that is not there; the message says which chapter to run.
+        report.ResultsFileError: a results file cannot be read.
+    """
+    folder = Path(folder) if folder else config.results_dir()
+    shipped = []
+    for notebook in notebooks:
+        for r in report.load_results(notebook, folder).results:
+            stem = Path(str(r.extra.get("tflite_file", r.variant))).name.removesuffix(".tflite")
+            dataset = str(r.extra.get("dataset", "mnist"))
+            path = variants.tflite_path(stem, notebook, dataset=dataset)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path} is missing: run {notebook} again (it writes the file), "
+                    f"e.g. `.venv/bin/python -m course_lib.runner {notebook}`"
+                )
+            shipped.append(Shipped(notebook, r, path))
+    return shipped
+
+
+KEPT_FIELDS = ("tflite_file", "dataset", "test_images", "conversion")
+"""Fields of the chapter's row that a deployment row keeps (the rest stay in that chapter)."""
+
+NAMED_SETTINGS = ("threads", "batch", "xnnpack", "jit_compile")
+"""Settings that, when given, become part of a deployment row's variant name."""
+
+
+def deployment_result(
+    source: Shipped,
+    target: str,
+    runtime: str,
+    latency: LatencyStats | None = None,
+    **fields: Any,
+) -> Result:
+    """A deployment row: the chapter's Result for the model, plus what this chapter measured.
+
+    The model's own numbers (accuracy through LiteRT, sizes, parameters, MACs) are the
+    chapter's; ``target``, ``runtime`` and ``fields`` (see
+    :data:`course_lib.report.DEPLOYMENT_FIELDS`) are checked by :class:`Result`. With
+    ``latency``, ``latency_us`` and its spread are this measurement's, at the row's own
+    threads and delegate; without it they stay the chapter's single-thread numbers. The
+    variant is named after the source and the settings, e.g.
+    ``ptq_int8/mobile/litert/threads=2/xnnpack=True``; ``source`` names the chapter's row and
+    ``source_baseline`` its baseline there (``baseline`` is None: the row's reference is the
+    same model in its chapter, not another row of this file).
+    """
+    r = source.result
+    extra = {k: r.extra[k] for k in KEPT_FIELDS if k in r.extra}
+    extra.update(source=f"{source.notebook}/{r.variant}", target=target, runtime=runtime)
+    extra.update(fields)
+    name = "/".join(
+        [r.variant, target, runtime, *(f"{k}={fields[k]}" for k in NAMED_SETTINGS if k in fields)]
+    )
+    latency_us, latency_iqr_us = r.latency_us, r.latency_iqr_us
+    if latency is not None:
+        latency_us, latency_iqr_us = round(latency.median_us, 2), latency.iqr_us
+        extra["latency_p90_us"] = round(latency.p90_us, 2)
+    # the chapter's baseline is not in this chapter's file: keep its name, not the link
+    extra["source_baseline"] = r.baseline
+    return dataclasses.replace(
+        r,
+        variant=name,
+        baseline=None,
+        extra=extra,
+        latency_us=latency_us,
+        latency_iqr_us=latency_iqr_us,
+    )
 
 
 def litert_interpreter(
@@ -100,14 +194,17 @@ def litert_throughput(
     threads: int = 2,
     runs: int = 20,
     xnnpack: bool = True,
+    rounds: int = 1,
 ) -> Throughput:
     """Images per second of LiteRT with the input resized to ``batch`` (``runs`` timed calls).
 
     The input is quantized as :class:`course_lib.tflite.LiteModel` does, then one warm-up
-    ``invoke()`` runs untimed.
+    ``invoke()`` runs untimed (one per round with ``rounds`` > 1, as in
+    :func:`course_lib.measure.time_calls`). At ``batch=1`` the call times are the
+    single-image latency: ``.calls``.
 
     Raises:
-        ValueError: ``batch`` or ``threads`` < 1, or ``runs`` < 2.
+        ValueError: ``batch`` or ``threads`` < 1, ``runs`` < 2, or impossible ``rounds``.
     """
     _check_batch_run(batch, runs)
     content = read_tflite(model)
@@ -117,7 +214,7 @@ def litert_throughput(
     interpreter.resize_tensor_input(index, list(images.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, images)
-    calls = time_calls(interpreter.invoke, warmup=1, runs=runs, threads=threads)
+    calls = time_calls(interpreter.invoke, warmup=1, runs=runs, threads=threads, rounds=rounds)
     return Throughput.of(batch, calls)
 
 

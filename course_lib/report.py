@@ -57,7 +57,8 @@ DEPLOYMENT_FIELDS: dict[str, str] = {
     "tflm_agreement": "share of top-1 predictions equal to LiteRT's, fraction in [0, 1]",
     "flash_bytes": "bytes a microcontroller stores (the model file), whole number > 0",
 }
-"""The deployment chapter's fields (issue 14): optional in ``Result.extra``, checked when set."""
+"""The deployment chapter's fields (07_deployment): optional in ``Result.extra``, checked when
+set."""
 
 
 def _check_deployment(extra: dict[str, Any]) -> None:
@@ -213,6 +214,12 @@ class Result:
         kwargs = {k: v for k, v in record.items() if k in own}
         extra = {k: v for k, v in record.items() if k not in own}
         return cls(**kwargs, extra=extra)
+
+    @property
+    def is_deployment(self) -> bool:
+        """True for a deployment chapter's row (it has a ``target``): a model measured on a
+        runtime, not a new variant of it. Summaries of the variants leave these rows out."""
+        return "target" in self.extra
 
     def ratio_to(self, baseline: Result) -> float:
         """Compression ratio: baseline gzip bytes / this variant's gzip bytes."""

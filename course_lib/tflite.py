@@ -226,6 +226,41 @@ def op_names(model: bytes | str | Path) -> list[str]:
     return [op["op_name"] for op in plain_interpreter(model)._get_ops_details()]
 
 
+def is_full_integer(model: bytes | str | Path) -> bool:
+    """True when no tensor of the model is floating point: integer input, weights and output.
+
+    This is what "full-integer int8" means: the converter's ``int8`` kind (chapter 03) and
+    the quantization-aware pipelines (chapter 04) produce it; dynamic-range, float16 and
+    16x8 files keep float tensors (at least the input and output), and so does a file with
+    float fallback ops. Only full-integer files suit an integer-only accelerator or a
+    microcontroller's int8 kernels.
+    """
+    details = plain_interpreter(model).get_tensor_details()
+    return not any(np.issubdtype(np.dtype(d["dtype"]), np.floating) for d in details)
+
+
+def offset_buffers(model: bytes | str | Path) -> list[str]:
+    """Names of the tensors whose data is stored after the flatbuffer, not inside it.
+
+    A .tflite may keep a constant tensor's bytes in the flatbuffer's ``Buffer.data`` or, in
+    the layout made for models over 2 GB, after the flatbuffer, found through the buffer's
+    ``offset`` and ``size``. The TFLiteConverter writes that layout on request
+    (``_experimental_use_buffer_offset``) and ``ai-edge-quantizer`` writes it for some
+    models. LiteRT reads both layouts; a runtime that reads only ``data`` sees no weights.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema  # the .tflite schema
+
+    flat = schema.Model.GetRootAsModel(read_tflite(model), 0)
+    names = []
+    for g in range(flat.SubgraphsLength()):
+        graph = flat.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            if flat.Buffers(tensor.Buffer()).Offset() > 1:  # 0 and 1 mean "no offset"
+                names.append(tensor.Name().decode())
+    return names
+
+
 def weight_tensors(model: bytes | str | Path) -> dict[str, np.ndarray]:
     """Return the constant tensors (weights, biases, shapes) stored in a .tflite, by name.
 

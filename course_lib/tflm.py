@@ -1,6 +1,6 @@
 """Run .tflite files on TensorFlow Lite for Microcontrollers (TFLM), on this computer.
 
-For the deployment chapter (issue 14). The ``tflite-micro`` package runs the real TFLM C++
+Introduced in 07_deployment. The ``tflite-micro`` package runs the real TFLM C++
 runtime, the one firmware links, behind a Python interpreter: the same memory planner and
 the same refusals as on a microcontroller, with TFLM's portable reference kernels (a
 Cortex-M build may swap in optimized ones, such as CMSIS-NN, for the same int8 arithmetic). A
@@ -25,12 +25,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from course_lib.compat import captured_fd2
-from course_lib.tflite import LiteModel, integer_labels, read_tflite
+from course_lib.tflite import LiteModel, integer_labels, offset_buffers, read_tflite
 
 DEFAULT_ARENA_BYTES = 1 << 20
 """The arena :class:`MicroModel` allocates when given none: 1 MiB, room for the course's models."""
@@ -88,6 +89,23 @@ def _probe(path: str, arena_bytes: int) -> tuple[bool, str]:
     return False, told
 
 
+def _refuse_offset_buffers(content: bytes) -> None:
+    """Refuse a model whose weights TFLM would not see (see :func:`tflite.offset_buffers`).
+
+    The tflite-micro build pinned here reads a constant tensor's bytes only from the
+    flatbuffer's ``Buffer.data``. Given a file that keeps them after the flatbuffer, it does
+    not fail: it plans those tensors in the arena like activations and computes with
+    whatever the arena holds, so every image gets the same wrong answer.
+    """
+    outside = offset_buffers(content)
+    if outside:
+        raise MicroRuntimeError(
+            f"{len(outside)} constant tensors (e.g. {outside[0]!r}) are stored after the "
+            "flatbuffer (Buffer.offset), which this TFLM build does not read: it would run "
+            "the model with its weights missing. Convert without buffer offsets."
+        )
+
+
 def _check_arena(arena_bytes: int) -> None:
     if arena_bytes < 1:
         raise ValueError(f"arena_bytes must be >= 1, got {arena_bytes}")
@@ -102,7 +120,9 @@ class MicroModel:
 
     Raises:
         MicroRuntimeError: TFLM refuses the model (for example a dynamic-range or float16
-            file) or the arena is too small; the message quotes TFLM's reason.
+            file) or the arena is too small; the message quotes TFLM's reason. Also a
+            model whose weights are stored after the flatbuffer, which TFLM would run
+            without error but without its weights (see :func:`_refuse_offset_buffers`).
         ValueError: ``arena_bytes`` < 1.
     """
 
@@ -111,6 +131,7 @@ class MicroModel:
 
         _check_arena(arena_bytes)
         self.content = read_tflite(model)
+        _refuse_offset_buffers(self.content)
         self.arena_bytes = int(arena_bytes)
         with _model_file(self.content) as path:
             ok, told = _probe(path, self.arena_bytes)  # fail here, not by crashing this process
@@ -142,6 +163,17 @@ class MicroModel:
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
         return float(np.mean(self.predict(x).argmax(axis=-1) == integer_labels(y)))
 
+    def recorded_arena_bytes(self) -> int:
+        """TFLM's own count of the arena it used ("Arena allocation total" in the report).
+
+        A good start for :func:`min_arena_bytes` (its ``guess``), not always the answer:
+        the smallest arena that allocates can be a little larger.
+        """
+        found = re.search(r"Arena allocation total (\d+) bytes", self.allocation_report())
+        if found is None:
+            raise MicroRuntimeError("TFLM's allocation report has no arena total")
+        return int(found.group(1))
+
     def allocation_report(self) -> str:
         """TFLM's own table of the arena's buffers (``print_allocations``, written to fd 2)."""
         with captured_fd2() as told:
@@ -162,7 +194,9 @@ def allocates(model: bytes | str | Path, arena_bytes: int) -> bool:
         return _probe(path, arena_bytes)[0]
 
 
-def min_arena_bytes(model: bytes | str | Path, step: int = ARENA_ALIGNMENT) -> int:
+def min_arena_bytes(
+    model: bytes | str | Path, step: int = ARENA_ALIGNMENT, guess: int | None = None
+) -> int:
     """Return the smallest arena, a multiple of ``step`` bytes, in which TFLM prepares ``model``.
 
     Doubles the arena from ``step`` until the model allocates, then bisects between the last
@@ -170,21 +204,26 @@ def min_arena_bytes(model: bytes | str | Path, step: int = ARENA_ALIGNMENT) -> i
     plans the same buffers for the same arena every time, so the answer is exact to ``step``
     bytes: about 2 x log2(arena / step) tries, some seconds.
 
+    With a ``guess`` (for example :meth:`MicroModel.recorded_arena_bytes`, TFLM's own count)
+    the search starts there instead and gallops away from it in doubling steps until it
+    brackets the answer: 2 tries when the guess is exact, and the same answer as without a
+    guess in every case.
+
     Raises:
         MicroRuntimeError: not even :data:`MAX_ARENA_BYTES` is enough; usually TFLM does
-            not support the model at all (the message quotes TFLM's reason).
+            not support the model at all (the message quotes TFLM's reason). Also a model
+            whose weights are stored after the flatbuffer: its "arena" would hold them.
         ValueError: ``step`` < 1.
     """
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
-    with _model_file(read_tflite(model)) as path:
-        low, high = 0, step  # low: known to fail (no arena at all); high: the candidate
-        while not (tried := _probe(path, high))[0]:
-            if high >= MAX_ARENA_BYTES:
-                raise MicroRuntimeError(
-                    f"TFLM could not prepare the model even with a {high:,}-byte arena: {tried[1]}"
-                )
-            low, high = high, min(2 * high, MAX_ARENA_BYTES)
+    content = read_tflite(model)
+    _refuse_offset_buffers(content)
+    with _model_file(content) as path:
+        # invariant: ``low`` fails (0: no arena at all), ``high`` allocates
+        start = step if guess is None else max(step, -(-int(guess) // step) * step)
+        start = min(start, MAX_ARENA_BYTES // step * step)
+        low, high = _bracket(path, start, step, down=guess is not None)
         while high - low > step:
             middle = (low + high) // 2 // step * step
             if _probe(path, middle)[0]:
@@ -192,6 +231,31 @@ def min_arena_bytes(model: bytes | str | Path, step: int = ARENA_ALIGNMENT) -> i
             else:
                 low = middle
     return high
+
+
+def _bracket(path: str, start: int, step: int, down: bool) -> tuple[int, int]:
+    """``(low, high)``: ``low`` fails (or is 0), ``high`` allocates, found from ``start`` in
+    doubling steps (downwards too when ``down`` and ``start`` allocates)."""
+    gap = step
+    ok, told = _probe(path, start)
+    if ok and down:
+        high = start
+        while (candidate := high - gap) > 0 and _probe(path, candidate)[0]:
+            high, gap = candidate, 2 * gap
+        return max(candidate, 0), high
+    if ok:
+        return 0, start
+    low = start
+    while True:
+        if low >= MAX_ARENA_BYTES:
+            raise MicroRuntimeError(
+                f"TFLM could not prepare the model even with a {low:,}-byte arena: {told}"
+            )
+        candidate = min(low + gap if down else 2 * low, MAX_ARENA_BYTES)
+        ok, told = _probe(path, candidate)
+        if ok:
+            return low, candidate
+        low, gap = candidate, 2 * gap
 
 
 def prediction_agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -238,3 +302,73 @@ def c_array(model: bytes | str | Path, name: str, per_line: int = 12) -> str:
             "",
         ]
     )
+
+
+@dataclass(frozen=True)
+class Board:
+    """A microcontroller board: its flash and RAM in bytes, and the document that says so."""
+
+    name: str
+    chip: str
+    flash_bytes: int
+    ram_bytes: int
+    source: str
+
+
+KIB = 1024
+
+BOARDS: tuple[Board, ...] = (
+    Board(
+        "Arduino Nano 33 IoT",
+        "Microchip SAMD21G18A (Cortex-M0+, 48 MHz)",
+        256 * KIB,
+        32 * KIB,
+        "Microchip, SAM D21/DA1 Family Data Sheet (DS40001882): 256 KB flash, 32 KB SRAM",
+    ),
+    Board(
+        "Arduino Nano 33 BLE Sense",
+        "Nordic nRF52840 (Cortex-M4F, 64 MHz)",
+        1024 * KIB,
+        256 * KIB,
+        "Nordic Semiconductor, nRF52840 Product Specification v1.7: 1 MB flash, 256 KB RAM",
+    ),
+    Board(
+        "Raspberry Pi Pico",
+        "Raspberry Pi RP2040 (2x Cortex-M0+, 133 MHz)",
+        2048 * KIB,
+        264 * KIB,
+        "Raspberry Pi, Raspberry Pi Pico product brief (2021): 264KB on-chip SRAM, "
+        "2MB on-board QSPI flash",
+    ),
+    Board(
+        "STM32F746G-DISCO",
+        "ST STM32F746NG (Cortex-M7, 216 MHz)",
+        1024 * KIB,
+        320 * KIB,
+        "STMicroelectronics, STM32F745xx/STM32F746xx datasheet (DS10916): 1 Mbyte flash, "
+        "320 Kbytes SRAM",
+    ),
+)
+"""Four boards TFLM runs on, from 32 KB to 320 KB of RAM, with their documented memories."""
+
+RESERVE = 0.25
+"""Share of a board's flash and RAM left for TFLM's own code and state and the application."""
+
+
+def fits(board: Board, flash_bytes: int, arena_bytes: int, reserve: float = RESERVE) -> bool:
+    """Whether a model fits a board, keeping ``reserve`` of its flash and its RAM free.
+
+    The model's bytes go to flash (see :func:`c_array`) and its tensor arena to RAM; the
+    reserve stands for what else the firmware needs (TFLM's kernels and interpreter, the
+    application, its stack). Both must fit: ``flash_bytes <= (1 - reserve) x flash`` and
+    ``arena_bytes <= (1 - reserve) x RAM``.
+
+    Raises:
+        ValueError: ``reserve`` outside [0, 1), or a size < 1.
+    """
+    if not 0 <= reserve < 1:
+        raise ValueError(f"reserve must be a fraction in [0, 1), got {reserve}")
+    if flash_bytes < 1 or arena_bytes < 1:
+        raise ValueError(f"sizes must be >= 1 byte, got {flash_bytes} and {arena_bytes}")
+    usable = 1 - reserve
+    return flash_bytes <= usable * board.flash_bytes and arena_bytes <= usable * board.ram_bytes

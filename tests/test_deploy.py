@@ -7,8 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from course_lib import deploy, measure, tflite
+from course_lib import deploy, measure, report, tflite, variants
 from course_lib.compat import keras
+
+from .test_report import make_result
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +125,77 @@ def test_saved_model_serves_what_the_keras_model_predicts(tiny_model, tiny_data,
         deploy.export_saved_model(tiny_model, folder)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         deploy.saved_model_predict(folder, tiny_data.x_test, batch=0)
+
+
+def _stats(median):
+    return measure.LatencyStats(median, 0.9 * median, 1.2 * median, 1.5 * median, 10, 5, 2)
+
+
+def test_litert_latency_rounds_are_passed_on(float_file, tiny_data):
+    calls = deploy.litert_throughput(float_file, tiny_data.x_test[:1], 1, 1, runs=10, rounds=5)
+    assert calls.calls.rounds == 5 and calls.calls.runs == 10 and calls.batch == 1
+    with pytest.raises(ValueError, match="rounds must be in"):
+        deploy.litert_throughput(float_file, tiny_data.x_test[:1], 1, 1, runs=4, rounds=3)
+
+
+def _chapter(tmp_root, names=("base", "small")):
+    rows = [
+        make_result(
+            name,
+            baseline=None if i == 0 else names[0],
+            technique="none" if i == 0 else "quantization",
+            extra={"tflite_file": f"{name}.tflite", "dataset": "mnist", "stages": [1, 2]},
+        )
+        for i, name in enumerate(names)
+    ]
+    report.write_results("03_quantization", rows, dataset="mnist")
+    for name in names:
+        path = variants.tflite_path(name, "03_quantization")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"model " + name.encode())
+    return rows
+
+
+def test_course_variants_pair_each_row_with_its_file(tmp_root):
+    rows = _chapter(tmp_root)
+    found = deploy.course_variants(["03_quantization"])
+    assert [s.name for s in found] == ["base", "small"]
+    assert [s.result for s in found] == rows
+    for s in found:
+        assert s.notebook == "03_quantization"
+        assert s.path == tmp_root / "artifacts" / "full" / "03_quantization" / f"{s.name}.tflite"
+        assert s.path.read_bytes() == b"model " + s.name.encode()
+    (tmp_root / "artifacts" / "full" / "03_quantization" / "small.tflite").unlink()
+    with pytest.raises(FileNotFoundError, match="small.tflite is missing: run 03_quantization"):
+        deploy.course_variants(["03_quantization"])
+    with pytest.raises(FileNotFoundError, match="run notebooks/05_structure.ipynb"):
+        deploy.course_variants(["05_structure"])
+
+
+def test_deployment_rows_keep_the_models_numbers_and_add_the_targets(tmp_root):
+    _chapter(tmp_root)
+    small = deploy.course_variants(["03_quantization"])[1]
+    row = deploy.deployment_result(
+        small, "mobile", "litert", latency=_stats(40.0), threads=2, batch=1, xnnpack=False,
+        load_ms=0.5, peak_rss_bytes=40_000_000,
+    )  # fmt: skip
+    assert row.variant == "small/mobile/litert/threads=2/batch=1/xnnpack=False"
+    assert (row.latency_us, row.latency_iqr_us) == (40.0, [36.0, 48.0])
+    assert row.extra["latency_p90_us"] == 60.0
+    assert row.extra["source"] == "03_quantization/small"
+    assert row.baseline is None and row.extra["source_baseline"] == "base"
+    assert "stages" not in row.extra and row.extra["tflite_file"] == "small.tflite"
+    source = small.result
+    for name in ("accuracy", "accuracy_ci95", "tflite_bytes", "tflite_gzip_bytes", "params"):
+        assert getattr(row, name) == getattr(source, name), name
+    assert row.is_deployment and not source.is_deployment
+    cloud = deploy.deployment_result(small, "cloud", "litert", batch=64, throughput_ips=9e4)
+    assert cloud.variant == "small/cloud/litert/batch=64"
+    assert (cloud.latency_us, cloud.latency_iqr_us) == (source.latency_us, source.latency_iqr_us)
+    report.write_results("07_deployment", [row, cloud])  # no baseline link to resolve
+    back = report.load_results("07_deployment").results
+    assert [r.variant for r in back] == [row.variant, cloud.variant]
+    with pytest.raises(ValueError, match="target must be one of TARGETS"):
+        deploy.deployment_result(small, "phone", "litert")
+    with pytest.raises(ValueError, match="throughput_ips must be images per second, > 0"):
+        deploy.deployment_result(small, "cloud", "litert", batch=1, throughput_ips=0.0)

@@ -465,3 +465,35 @@ def test_sparse_weights_rows_name_the_tensor_and_op(tiny_model):
     assert tflite.sparse_weights(content) == [
         {"tensor": sparse[0], "op": "FULLY_CONNECTED", "block": "1x4", "densified": False}
     ]
+
+
+def test_full_integer_means_no_floating_point_tensor_at_all(converted):
+    # int8: integer input, weights and output; every other kind keeps float tensors
+    # (dynamic range: float activations; float16: float weights; int16x8: float I/O)
+    assert tflite.is_full_integer(converted["int8"])
+    for kind in ("float32", "dynamic", "float16", "int16x8"):
+        assert not tflite.is_full_integer(converted[kind]), kind
+    interp = tflite.plain_interpreter(converted["int8"])
+    dtypes = {np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
+    assert dtypes <= {np.dtype(np.int8), np.dtype(np.int32)}  # what "full integer" means
+
+
+def _with_buffer_offsets(model) -> bytes:
+    converter = tflite.tf.lite.TFLiteConverter.from_keras_model(model)
+    converter._experimental_use_buffer_offset = True  # the layout for models over 2 GB
+    return converter.convert()
+
+
+def test_offset_buffers_names_the_tensors_stored_after_the_flatbuffer(converted, tiny_model):
+    assert tflite.offset_buffers(converted["float32"]) == []
+    assert tflite.offset_buffers(converted["int8"]) == []
+    outside = tflite.offset_buffers(_with_buffer_offsets(tiny_model))
+    weights = {
+        d["name"] for d in tflite.plain_interpreter(converted["float32"]).get_tensor_details()
+    }
+    assert outside and set(outside) <= weights
+    # the large ones are outside: every kernel of the tiny model (its biases may stay inline)
+    kernels = [
+        n for n in tflite.weight_tensors(converted["float32"]) if "MatMul" in n or "Conv2D" in n
+    ]
+    assert kernels and all(any(k == o for o in outside) for k in kernels), (kernels, outside)

@@ -108,3 +108,79 @@ def test_prediction_agreement_counts_the_same_top_class():
         tflm.prediction_agreement(a, b[:3])
     with pytest.raises(ValueError, match="same, non-empty shape"):
         tflm.prediction_agreement(np.empty((0, 2)), np.empty((0, 2)))
+
+
+def _board(flash_kib, ram_kib):
+    return tflm.Board("test board", "test chip", flash_kib * 1024, ram_kib * 1024, "a test")
+
+
+def test_a_model_fits_when_flash_and_ram_both_keep_the_reserve():
+    board = _board(256, 32)  # 25 % reserve: 192 KiB of flash and 24 KiB of RAM usable
+    assert tflm.fits(board, 192 * 1024, 24 * 1024)  # exactly at both limits
+    assert not tflm.fits(board, 192 * 1024 + 1, 24 * 1024)  # flash one byte over
+    assert not tflm.fits(board, 192 * 1024, 24 * 1024 + 1)  # RAM one byte over
+    assert tflm.fits(board, 250 * 1024, 30 * 1024, reserve=0.0)
+    assert not tflm.fits(board, 250 * 1024, 30 * 1024)
+    assert tflm.fits(board, 128 * 1024, 16 * 1024, reserve=0.5)
+    assert not tflm.fits(board, 128 * 1024 + 1, 16 * 1024, reserve=0.5)
+    for reserve in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"reserve must be a fraction in \[0, 1\)"):
+            tflm.fits(board, 1, 1, reserve)
+    for sizes in ((0, 1), (1, 0)):
+        with pytest.raises(ValueError, match="sizes must be >= 1 byte"):
+            tflm.fits(board, *sizes)
+
+
+def test_the_boards_name_their_documented_memory():
+    assert len(tflm.BOARDS) >= 3
+    for board in tflm.BOARDS:
+        assert board.flash_bytes % 1024 == 0 and board.ram_bytes % 1024 == 0
+        assert board.flash_bytes > board.ram_bytes  # every one of them: more flash than RAM
+        # the source quotes the RAM size it documents, in its own words
+        assert str(board.ram_bytes // 1024) in board.source, board.name
+    assert 0 < tflm.RESERVE < 1
+
+
+def test_a_model_with_its_weights_after_the_flatbuffer_is_refused_not_run_wrong(
+    tiny_model, tiny_data
+):
+    from tflite_micro.python.tflite_micro import runtime
+
+    converter = tflite.tf.lite.TFLiteConverter.from_keras_model(tiny_model)
+    converter._experimental_use_buffer_offset = True
+    content = converter.convert()
+    assert tflite.offset_buffers(content)
+    # what the guard prevents: TFLM prepares the file, runs it without an error, and its
+    # answers have nothing to do with the ones LiteRT (which reads the weights) gives
+    raw = runtime.Interpreter.from_bytes(content, arena_size=tflm.DEFAULT_ARENA_BYTES)
+    x = tiny_data.x_test[:100]
+    answers = []
+    for image in x:
+        raw.set_input(image[None], 0)
+        raw.invoke()
+        answers.append(int(np.argmax(raw.get_output(0))))
+    lite = tflite.LiteModel(content).predict(x).argmax(1)
+    assert np.mean(np.array(answers) == lite) < 0.5
+    assert np.mean(lite == tiny_data.y_test[:100]) > 0.7  # the file itself is fine
+    for call in (tflm.MicroModel, tflm.min_arena_bytes):
+        with pytest.raises(tflm.MicroRuntimeError, match="stored after the flatbuffer"):
+            call(content)
+
+
+def test_a_guess_speeds_the_arena_search_up_and_never_changes_its_answer(int8_file, monkeypatch):
+    exact = tflm.min_arena_bytes(int8_file)
+    tries = []
+    probe = tflm._probe
+    monkeypatch.setattr(tflm, "_probe", lambda path, n: tries.append(n) or probe(path, n))
+    micro = tflm.MicroModel(int8_file)
+    assert micro.recorded_arena_bytes() == exact  # TFLM's own count, for this model
+    tries.clear()
+    assert tflm.min_arena_bytes(int8_file, guess=exact) == exact
+    assert tries == [exact, exact - 16]  # an exact guess: one success, one failure
+    for guess in (1, exact - 5_000, exact - 17, exact + 1, exact + 40_000, 10**9):
+        tries.clear()
+        assert tflm.min_arena_bytes(int8_file, guess=guess) == exact, guess
+        assert all(n % 16 == 0 and 0 < n <= tflm.MAX_ARENA_BYTES for n in tries)
+    tries.clear()
+    tflm.min_arena_bytes(int8_file)
+    assert len(tries) > 10  # without a guess: doubling from 16 bytes, then bisection
