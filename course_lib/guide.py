@@ -1,7 +1,7 @@
 """The summary in words: a decision guide for mobile, cloud and IoT, and the seed article's
 three questions answered in English and Chinese, every number from ``results/*.json``.
 
-Introduced in 07_summary. Builds on :mod:`course_lib.summary` (entries, best per goal, ties);
+Introduced in 08_summary. Builds on :mod:`course_lib.summary` (entries, best per goal, ties);
 a difference inside its 95 % interval is written as a tie, never as better or worse.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from course_lib import tflm
 from course_lib.report import Result
 from course_lib.summary import (
     TOLERANCE_POINTS,
@@ -72,8 +73,149 @@ def _sparse_format_pair(entries: Sequence[Entry]) -> tuple[Entry, Entry] | None:
     return (small, dense) if dense else None
 
 
-def decision_guide(entries: Sequence[Entry]) -> str:
-    """Markdown: which technique first for mobile, cloud and IoT, with measured numbers."""
+def _name(r: Result) -> str:
+    """The chapter's variant behind a deployment row, e.g. ``ptq_int8 (03_quantization)``."""
+    notebook, _, variant = str(r.extra.get("source", r.variant)).partition("/")
+    return f"`{variant}` ({notebook})" if variant else f"`{r.variant}`"
+
+
+def _of(rows: Sequence[Result], target: str) -> list[Result]:
+    return [r for r in rows if r.extra.get("target") == target]
+
+
+def _mobile_lines(rows: Sequence[Result]) -> list[str]:
+    """What the deployment chapter measured for a phone app: the fastest configuration."""
+    mobile = [r for r in _of(rows, "mobile") if r.latency_iqr_us]
+    if not mobile:
+        return []
+    best_row = min(mobile, key=lambda r: r.latency_us)
+    ties = [
+        r
+        for r in mobile
+        if r is not best_row and latency_tie(r, best_row) and _name(r) != _name(best_row)
+    ]
+    x = best_row.extra
+    tied = f"; tied with {len(ties)} other variant configurations" if ties else ""
+    return [
+        f"- Measured as an app runs it (chapter 07, LiteRT): the fastest single image was "
+        f"{_name(best_row)} ({100 * best_row.accuracy:.2f} %) at {best_row.latency_us:.1f} µs "
+        f"with {x['threads']} thread(s), XNNPACK {'on' if x.get('xnnpack') else 'off'}{tied}; "
+        f"its cold start {x['load_ms']:.2f} ms, its process's peak memory "
+        f"{x['peak_rss_bytes'] / 1e6:.1f} MB, its download {x.get('download_bytes', 0):,} bytes "
+        "gzipped. Threads and XNNPACK did not help every model: measure both settings."
+    ]
+
+
+def _cloud_lines(rows: Sequence[Result]) -> list[str]:
+    """The deployment chapter's throughput winners at batch 1 and at the largest batch."""
+    cloud = _of(rows, "cloud")
+    if not cloud:
+        return []
+    parts = []
+    for batch in sorted({1, max(int(r.extra["batch"]) for r in cloud)}):
+        at = [r for r in cloud if r.extra["batch"] == batch]
+        if not at:
+            continue
+        top = max(at, key=_throughput)
+        jit = " with XLA" if top.extra.get("jit_compile") else ""
+        cost = int(top.extra["threads"]) * 1e6 / _throughput(top)
+        parts.append(
+            f"at batch {batch:,} from {_name(top)} on {top.extra['runtime']}{jit} "
+            f"({_throughput(top):,.0f} images/s, {cost:.1f} core-seconds per million images)"
+        )
+    gains = []
+    for key in sorted(
+        {(_name(r), r.extra["runtime"], bool(r.extra.get("jit_compile"))) for r in cloud}
+    ):
+        by_batch = {
+            int(r.extra["batch"]): _throughput(r)
+            for r in cloud
+            if (_name(r), r.extra["runtime"], bool(r.extra.get("jit_compile"))) == key
+        }
+        if 1 in by_batch and len(by_batch) > 1:
+            gains.append(by_batch[max(by_batch)] / by_batch[1])
+    if gains and min(gains) > 1:
+        batching = (
+            f" From batch 1 to the largest, every runtime's images per second grew, "
+            f"{min(gains):.1f}x to {max(gains):.1f}x."
+        )
+    elif gains:
+        batching = f" From batch 1 to the largest, images per second changed {min(gains):.2f}x "
+        batching += f"to {max(gains):.2f}x: batching did not help every runtime here."
+    else:
+        batching = ""
+    return [
+        "- Batch the requests (chapter 07): the most images per second came "
+        + ", and ".join(parts)
+        + "."
+        + batching
+    ]
+
+
+def _throughput(r: Result) -> float:
+    return float(r.extra["throughput_ips"])
+
+
+def _refusal(reason: str) -> str:
+    """A refusal in a few words: the layout TFLM cannot read, or TFLM's own first sentence."""
+    if "after the flatbuffer" in reason:
+        return "its weights are stored after the flatbuffer, which TFLM does not read"
+    return reason.split(". ")[0][:120]
+
+
+def _iot_lines(rows: Sequence[Result]) -> list[str]:
+    """TFLM's accuracy against LiteRT's and, per board, the most accurate variant that fits."""
+    iot = [r for r in _of(rows, "iot") if "tflm_arena_bytes" in r.extra]
+    if not iot:
+        return []
+    gap = max(abs(float(r.extra["tflm_accuracy"]) - r.accuracy) for r in iot)
+    refused = [r for r in _of(rows, "iot") if r.extra.get("tflm_refused")]
+    why = (
+        f" ({len(refused)} more refused before running: "
+        + "; ".join(f"{_name(r)}: {_refusal(str(r.extra['tflm_refused']))}" for r in refused)
+        + ")"
+        if refused
+        else ""
+    )
+    lines = [
+        f"- On TensorFlow Lite for Microcontrollers (chapter 07) {len(iot)} full-int8 variants "
+        f"ran, within {100 * gap:.2f} points of their LiteRT accuracy{why}. Keeping "
+        f"{tflm.RESERVE:.0%} of flash and RAM for the runtime and the application:"
+    ]
+    for board in tflm.BOARDS:
+        fitting = [
+            r
+            for r in iot
+            if tflm.fits(board, int(r.extra["flash_bytes"]), int(r.extra["tflm_arena_bytes"]))
+        ]
+        if not fitting:
+            lines.append(f"  - {board.name} ({board.ram_bytes // 1024} KB RAM): none fits.")
+            continue
+        top = max(fitting, key=lambda r: float(r.extra["tflm_accuracy"]))
+        lines.append(
+            f"  - {board.name} ({board.ram_bytes // 1024} KB RAM): {len(fitting)} fit; most "
+            f"accurate {_name(top)}, {100 * float(top.extra['tflm_accuracy']):.2f} % on TFLM, "
+            f"{int(top.extra['flash_bytes']):,} bytes of flash, "
+            f"{int(top.extra['tflm_arena_bytes']):,}-byte arena."
+        )
+    return lines
+
+
+NOT_MEASURED = (
+    "**Not measured in this course:** a phone (ARM CPUs with int8 dot products, NPU and GPU "
+    "delegates), a GPU server, and a microcontroller's own clock (TFLM ran on this computer, "
+    "which gives its accuracy and memory, not its speed on a board)."
+)
+
+
+def decision_guide(entries: Sequence[Entry], deployment: Sequence[Result] = ()) -> str:
+    """Markdown: which technique first for mobile, cloud and IoT, with measured numbers.
+
+    ``deployment`` are the deployment chapter's rows (:func:`course_lib.summary.deployment_rows`):
+    with them each target also gets what was measured on its runtime (threads, cold start and
+    memory; throughput by batch; TFLM and the boards), and the guide ends with what the
+    course did not measure.
+    """
     task = seed_task(entries)
     fastest, smallest = _pick(task, "fastest"), _pick(task, "smallest")
     tiny, accurate = _pick(task, "smallest_int8_file"), _pick(task, "most_accurate")
@@ -90,6 +232,7 @@ def decision_guide(entries: Sequence[Entry]) -> str:
             f"- If the model cannot change: post-training int8 (chapter 03), no retraining: "
             f"{_describe(ptq)}. Int8 speed depends on the chip: measure on the phone."
         )
+    lines += _mobile_lines(deployment)
     lines += [
         "",
         "**Cloud serving** (many requests, accuracy first, cost per inference and per "
@@ -126,6 +269,7 @@ def decision_guide(entries: Sequence[Entry]) -> str:
             f"{bf16[0].result.extra.get('device', 'this machine')}: {gains} (chapter 06). "
             "On NVIDIA GPUs with Tensor Cores use mixed_float16."
         )
+    lines += _cloud_lines(deployment)
     lines += ["", "**IoT and microcontrollers** (kilobytes of flash and RAM, int8 kernels):"]
     pair = _sparse_format_pair(entries)
     if pair:
@@ -149,6 +293,9 @@ def decision_guide(entries: Sequence[Entry]) -> str:
             f"- Where the file is compressed (downloads, over-the-air updates): smallest gzip "
             f"file within {TOLERANCE_POINTS} points: {_describe(smallest)}."
         )
+    lines += _iot_lines(deployment)
+    if deployment:
+        lines += ["", NOT_MEASURED]
     return "\n".join(lines)
 
 

@@ -101,6 +101,8 @@ def results_table() -> report.Table:
     for stem, results_file in report.load_all_results(config.repo_root() / "results").items():
         by_name = {r.variant: r for r in results_file.results}
         for r in results_file.results:
+            if r.is_deployment:  # runtimes, not variants: tabled in the deployment chapter
+                continue
             pairs.append((r, by_name.get(r.baseline or r.variant, r)))
             notebooks.append(stem)
     columns = ("variant", "model", "technique", "accuracy", "gzip", "ratio", "latency", "speedup")
@@ -138,7 +140,7 @@ PLANS = {
         ("02_pruning", "fast", 35),
         ("03_quantization", "fast", 35),
         ("05_structure", "fast", 30),
-        ("07_summary", "full", 20),
+        ("08_summary", "full", 20),
     ],
     "plan-day": [
         ("00_setup_and_tour", "fast", 20),
@@ -148,7 +150,8 @@ PLANS = {
         ("04_combined", "fast", 60),
         ("05_structure", "full", 50),
         ("06_mixed_precision", "fast", 40),
-        ("07_summary", "full", 30),
+        ("07_deployment", "full", 45),
+        ("08_summary", "full", 30),
     ],
 }
 

@@ -3,7 +3,7 @@ Pareto fronts, and what latency follows, all computed from ``results/*.json``.
 
 The decision guide and the FAQ that put these into words are in :mod:`course_lib.guide`.
 
-Introduced in 07_summary. Nothing here types a number by hand: every figure in the tables
+Introduced in 08_summary. Nothing here types a number by hand: every figure in the tables
 and sentences comes from the results files that the chapters wrote.
 
 Ties: two accuracies are a tie when their 95 % intervals overlap (the rows'
@@ -124,8 +124,22 @@ class Entry:
         return f"`{self.result.variant}` ({self.notebook})"
 
 
+def deployment_rows(folder: str | Path | None = None) -> list[Result]:
+    """Every deployment row (a ``target``, written by 07_deployment) of every results file."""
+    folder = Path(folder) if folder else config.results_dir()
+    return [
+        r
+        for results_file in report.load_all_results(folder).values()
+        for r in results_file.results
+        if r.is_deployment
+    ]
+
+
 def course_entries(folder: str | Path | None = None) -> list[Entry]:
-    """Every Result of every results file, paired with its baseline.
+    """Every variant of every results file, paired with its baseline.
+
+    Deployment rows (:attr:`course_lib.report.Result.is_deployment`) are left out: they
+    measure the same variants on other runtimes; :func:`deployment_rows` returns them.
 
     Default folder: this mode's results folder (``results/`` in full mode).
     """
@@ -134,6 +148,8 @@ def course_entries(folder: str | Path | None = None) -> list[Entry]:
     for stem, results_file in report.load_all_results(folder).items():
         by_name = {r.variant: r for r in results_file.results}
         for r in results_file.results:
+            if r.is_deployment:  # the same models on other runtimes: see deployment_rows
+                continue
             base = by_name.get(r.baseline, r) if r.baseline is not None else r
             entries.append(Entry(stem, r, base))
     return entries

@@ -23,9 +23,10 @@ def test_the_course_has_every_chapter():
         "04_combined",
         "05_structure",
         "06_mixed_precision",
-        "07_summary",
+        "07_deployment",
+        "08_summary",
     ]
-    assert len(CHAPTERS) == 6
+    assert len(CHAPTERS) == 7
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

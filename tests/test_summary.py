@@ -239,3 +239,109 @@ def test_guide_and_faq_quote_the_measured_numbers(tmp_root):
     assert "本课程测量了种子 CNN 的 4 个变体：3 个与其基线打平" in faq
     assert "No variants" in guide.faq([])
     assert summary.best_table(entries).rows[0][1] == "tiny_int8"
+
+
+def _deployment_rows():
+    """Deployment rows as chapter 07 writes them: a model on a runtime, with its target."""
+    rows = []
+    for name, latency, xnnpack in (("tiny_int8", 9.0, True), ("small", 30.0, True)):
+        rows.append(
+            make_result(
+                f"{name}/mobile/litert/threads=1",
+                latency_us=latency,
+                extra={
+                    "target": "mobile",
+                    "runtime": "litert",
+                    "threads": 1,
+                    "batch": 1,
+                    "xnnpack": xnnpack,
+                    "load_ms": 0.25,
+                    "peak_rss_bytes": 41_000_000,
+                    "download_bytes": 8_000,
+                    "source": f"02_pruning/{name}",
+                },
+            )
+        )
+    for runtime, batch, ips in (("litert", 1, 20_000.0), ("tf.function", 1, 2_000.0)) + (
+        ("litert", 1024, 90_000.0),
+        ("tf.function", 1024, 120_000.0),
+    ):
+        rows.append(
+            make_result(
+                f"small/cloud/{runtime}/batch={batch}",
+                extra={
+                    "target": "cloud",
+                    "runtime": runtime,
+                    "threads": 2,
+                    "batch": batch,
+                    "throughput_ips": ips,
+                    "source": "02_pruning/small",
+                },
+            )
+        )
+    for name, flash, arena, acc in (
+        ("tiny_int8", 10_000, 20_000, 0.9785),
+        ("big", 220_000, 45_168, 0.981),
+    ):
+        rows.append(
+            make_result(
+                f"{name}/iot/tflm",
+                accuracy=0.98,
+                extra={
+                    "target": "iot",
+                    "runtime": "tflm",
+                    "tflm_accuracy": acc,
+                    "tflm_agreement": 0.999,
+                    "tflm_arena_bytes": arena,
+                    "flash_bytes": flash,
+                    "source": f"03_quantization/{name}",
+                },
+            )
+        )
+    rows.append(
+        make_result(
+            "odd/iot/tflm",
+            extra={
+                "target": "iot",
+                "runtime": "tflm",
+                "flash_bytes": 280_000,
+                "tflm_refused": "3 constant tensors (e.g. 'w') are stored after the flatbuffer",
+                "source": "03_quantization/odd",
+            },
+        )
+    )
+    return rows
+
+
+def test_deployment_rows_stay_out_of_the_variants_and_feed_the_guide(tmp_root):
+    from course_lib import readme, tflm
+
+    _write(tmp_root)
+    deployed = _deployment_rows()
+    report.write_results("07_deployment", deployed, dataset="mnist")
+    entries = summary.course_entries()
+    assert {e.notebook for e in entries} == {"02_pruning", "04_combined"}
+    assert [r.variant for r in summary.deployment_rows()] == [r.variant for r in deployed]
+    assert "07_deployment" not in {row[0] for row in readme.results_table().rows}
+    text = guide.decision_guide(entries, summary.deployment_rows())
+    assert (
+        "the fastest single image was `tiny_int8` (02_pruning) (98.00 %) at 9.0 µs with 1 "
+        "thread(s), XNNPACK on; its cold start 0.25 ms, its process's peak memory 41.0 MB, "
+        "its download 8,000 bytes gzipped" in text
+    )
+    # the winner at batch 1 (LiteRT) is not the winner at batch 1,024 (TensorFlow)
+    assert "at batch 1 from `small` (02_pruning) on litert (20,000 images/s, 100.0 core-" in text
+    assert "at batch 1,024 from `small` (02_pruning) on tf.function (120,000 images/s, 16.7" in text
+    assert "every runtime's images per second grew, 4.5x to 60.0x." in text
+    # 25 % reserve: the 32 KiB board keeps 24,576 bytes, enough for the 20,000-byte arena only
+    assert (
+        "2 full-int8 variants ran, within 0.15 points of their LiteRT accuracy (1 more "
+        "refused before running: `odd` (03_quantization): its weights are stored after the "
+        "flatbuffer, which TFLM does not read)" in text
+    )
+    assert "Arduino Nano 33 IoT (32 KB RAM): 1 fit; most accurate `tiny_int8`" in text
+    assert "Raspberry Pi Pico (264 KB RAM): 2 fit; most accurate `big` (03_quantization)" in text
+    assert text.rstrip().endswith(guide.NOT_MEASURED)
+    assert tflm.RESERVE == 0.25  # the sentences above assume it
+    plain = guide.decision_guide(entries)
+    assert "chapter 07" not in plain and guide.NOT_MEASURED not in plain
