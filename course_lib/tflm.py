@@ -19,11 +19,14 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,6 +259,56 @@ def _bracket(path: str, start: int, step: int, down: bool) -> tuple[int, int]:
         if ok:
             return low, candidate
         low, gap = candidate, 2 * gap
+
+
+_WORKER_IMAGES: dict[str, np.ndarray] = {}
+
+
+def _hold_images(x: np.ndarray) -> None:
+    """A worker's initializer: keep the images once, not once per model."""
+    _WORKER_IMAGES["x"] = x
+
+
+def _predict_in_worker(content: bytes, arena_bytes: int) -> np.ndarray:
+    return MicroModel(content, arena_bytes).predict(_WORKER_IMAGES["x"])
+
+
+def predict_many(
+    models: Sequence[bytes | str | Path],
+    x: np.ndarray,
+    arena_bytes: int = DEFAULT_ARENA_BYTES,
+    processes: int | None = None,
+) -> list[np.ndarray]:
+    """:meth:`MicroModel.predict` for several models, one model per process at a time.
+
+    TFLM runs one image per ``invoke()`` on one core; with several models, each core takes
+    one. Every output is the same as ``MicroModel(model, arena_bytes).predict(x)``. The
+    workers are fresh ("spawned") Python processes, so nothing of this process is shared.
+
+    Args:
+        processes: worker processes (default: the cores this process may use, at most
+            one per model).
+
+    Raises:
+        MicroRuntimeError: TFLM refused one of the models (see :class:`MicroModel`).
+        ValueError: ``processes`` < 1.
+    """
+    if processes is not None and processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    contents = [read_tflite(m) for m in models]
+    for content in contents:
+        _refuse_offset_buffers(content)  # here, with its message, not inside a worker
+    if not contents:
+        return []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(processes or cores or 1, len(contents))
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_hold_images,
+        initargs=(np.asarray(x),),
+    ) as pool:
+        return list(pool.map(_predict_in_worker, contents, [arena_bytes] * len(contents)))
 
 
 def prediction_agreement(a: np.ndarray, b: np.ndarray) -> float:
