@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from course_lib import tflm
+from course_lib.deploy import core_seconds_per_million
 from course_lib.report import Result
 from course_lib.summary import (
     TOLERANCE_POINTS,
@@ -106,6 +107,11 @@ def _mobile_lines(rows: Sequence[Result]) -> list[str]:
     ]
 
 
+def _engine(r: Result) -> tuple[str, str, bool]:
+    """A cloud row's variant and runtime: what its throughput at each batch belongs to."""
+    return _name(r), str(r.extra["runtime"]), bool(r.extra.get("jit_compile"))
+
+
 def _cloud_lines(rows: Sequence[Result]) -> list[str]:
     """The deployment chapter's throughput winners at batch 1 and at the largest batch."""
     cloud = _of(rows, "cloud")
@@ -118,22 +124,15 @@ def _cloud_lines(rows: Sequence[Result]) -> list[str]:
             continue
         top = max(at, key=_throughput)
         jit = " with XLA" if top.extra.get("jit_compile") else ""
-        cost = int(top.extra["threads"]) * 1e6 / _throughput(top)
+        cost = core_seconds_per_million(_throughput(top), int(top.extra["threads"]))
         parts.append(
             f"at batch {batch:,} from {_name(top)} on {top.extra['runtime']}{jit} "
             f"({_throughput(top):,.0f} images/s, {cost:.1f} core-seconds per million images)"
         )
-    gains = []
-    for key in sorted(
-        {(_name(r), r.extra["runtime"], bool(r.extra.get("jit_compile"))) for r in cloud}
-    ):
-        by_batch = {
-            int(r.extra["batch"]): _throughput(r)
-            for r in cloud
-            if (_name(r), r.extra["runtime"], bool(r.extra.get("jit_compile"))) == key
-        }
-        if 1 in by_batch and len(by_batch) > 1:
-            gains.append(by_batch[max(by_batch)] / by_batch[1])
+    by_engine: dict[tuple[str, str, bool], dict[int, float]] = {}
+    for r in cloud:
+        by_engine.setdefault(_engine(r), {})[int(r.extra["batch"])] = _throughput(r)
+    gains = [b[max(b)] / b[1] for b in by_engine.values() if 1 in b and len(b) > 1]
     if gains and min(gains) > 1:
         batching = (
             f" From batch 1 to the largest, every runtime's images per second grew, "
