@@ -1,7 +1,7 @@
 """The summary in words: a decision guide for mobile, cloud and IoT, and the seed article's
 three questions answered in English and Chinese, every number from ``results/*.json``.
 
-Introduced in 08_summary. Builds on :mod:`course_lib.summary` (entries, best per goal, ties);
+Introduced in 09_summary. Builds on :mod:`course_lib.summary` (entries, best per goal, ties);
 a difference inside its 95 % interval is written as a tie, never as better or worse.
 """
 

@@ -105,7 +105,16 @@ def results_table() -> report.Table:
                 continue
             pairs.append((r, by_name.get(r.baseline or r.variant, r)))
             notebooks.append(stem)
-    columns = ("variant", "model", "technique", "accuracy", "gzip", "ratio", "latency", "speedup")
+    columns = (
+        "variant",
+        "model",
+        "technique",
+        "accuracy",
+        "download",
+        "download_ratio",
+        "latency",
+        "speedup",
+    )
     return report.variants_table(pairs, columns, first=("notebook", notebooks))
 
 
@@ -140,7 +149,7 @@ PLANS = {
         ("02_pruning", "fast", 35),
         ("03_quantization", "fast", 35),
         ("05_structure", "fast", 30),
-        ("08_summary", "full", 20),
+        ("09_summary", "full", 20),
     ],
     "plan-day": [
         ("00_setup_and_tour", "fast", 20),
@@ -151,7 +160,7 @@ PLANS = {
         ("05_structure", "full", 50),
         ("06_mixed_precision", "fast", 40),
         ("07_deployment", "full", 45),
-        ("08_summary", "full", 30),
+        ("09_summary", "full", 30),
     ],
 }
 

@@ -36,6 +36,7 @@ TECHNIQUES = (
     "low_rank",
     "distillation",
     "mixed_precision",
+    "learned_compression",
 )
 """Allowed values of ``Result.technique``."""
 
@@ -185,6 +186,11 @@ class Result:
         if clash:
             raise ValueError(f"extra fields {sorted(clash)} clash with Result's own fields")
         _check_deployment(self.extra)
+        if (
+            "shipped_bytes" in self.extra
+            and _whole("shipped_bytes", self.extra["shipped_bytes"]) <= 0
+        ):
+            raise ValueError(f"shipped_bytes must be > 0, got {self.extra['shipped_bytes']}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the flat JSON record (``extra`` merged in, ``baseline`` only when set)."""
@@ -221,9 +227,16 @@ class Result:
         runtime, not a new variant of it. Summaries of the variants leave these rows out."""
         return "target" in self.extra
 
+    @property
+    def download_bytes(self) -> int:
+        """The bytes a user downloads: ``shipped_bytes`` for a learned-compression row (one
+        entropy-coded file that decodes to the .tflite), else the gzip of the .tflite."""
+        return int(self.extra.get("shipped_bytes", self.tflite_gzip_bytes))
+
     def ratio_to(self, baseline: Result) -> float:
-        """Compression ratio: baseline gzip bytes / this variant's gzip bytes."""
-        return baseline.tflite_gzip_bytes / self.tflite_gzip_bytes
+        """Compression ratio: the baseline's gzip bytes / this variant's :attr:`download_bytes`
+        (gzip bytes, or the shipped file's bytes for a learned-compression row)."""
+        return baseline.tflite_gzip_bytes / self.download_bytes
 
     def speedup_to(self, baseline: Result) -> float:
         """Latency speed-up: baseline median latency / this variant's median latency."""
@@ -513,6 +526,8 @@ COLUMNS: dict[str, Column] = {
     "bytes": (".tflite bytes", lambda r, b: fmt_int(r.tflite_bytes)),
     "gzip": ("gzip bytes", lambda r, b: fmt_int(r.tflite_gzip_bytes)),
     "ratio": ("gzip ratio", lambda r, b: f"{r.ratio_to(b):.2f}x"),
+    "download": ("download bytes", lambda r, b: fmt_int(r.download_bytes)),
+    "download_ratio": ("ratio", lambda r, b: f"{r.ratio_to(b):.2f}x"),
     "latency": ("latency µs", lambda r, b: f"{r.latency_us:.1f}"),
     "speedup": ("speed-up", lambda r, b: f"{r.speedup_to(b):.2f}x"),
 }

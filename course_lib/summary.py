@@ -3,7 +3,7 @@ Pareto fronts, and what latency follows, all computed from ``results/*.json``.
 
 The decision guide and the FAQ that put these into words are in :mod:`course_lib.guide`.
 
-Introduced in 08_summary. Nothing here types a number by hand: every figure in the tables
+Introduced in 09_summary. Nothing here types a number by hand: every figure in the tables
 and sentences comes from the results files that the chapters wrote.
 
 Ties: two accuracies are a tie when their 95 % intervals overlap (the rows'
@@ -78,7 +78,7 @@ class Entry:
 
     @property
     def ratio(self) -> float:
-        """gzip compression ratio against the baseline."""
+        """Compression ratio against the baseline (:meth:`Result.ratio_to`)."""
         return self.result.ratio_to(self.base)
 
     @property
@@ -187,7 +187,7 @@ def entries_table(entries: Sequence[Entry]) -> Table:
 
 GOALS = ("smallest", "fastest", "most_accurate", "smallest_int8_file")
 _GOAL_WORDS = {
-    "smallest": "smallest gzip file, within 0.3 points",
+    "smallest": "smallest download (gzip, or a shipped file), within 0.3 points",
     "fastest": "fastest, within 0.3 points",
     "most_accurate": "most accurate",
     "smallest_int8_file": "smallest full-int8 file (uncompressed)",
@@ -206,9 +206,10 @@ def _pool(entries: Sequence[Entry], goal: str, tolerance: float) -> list[Entry]:
 def best(entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINTS) -> Entry:
     """The best variant for a goal among those within ``tolerance`` points of their baseline.
 
-    Goals: ``smallest`` (gzip bytes), ``fastest`` (latency), ``most_accurate`` (accuracy,
-    no tolerance needed), ``smallest_int8_file`` (raw .tflite bytes of a full-int8 file: what a
-    microcontroller stores in flash, uncompressed). See :func:`ties` for the variants that
+    Goals: ``smallest`` (download bytes: gzip, or a learned-compression row's shipped file),
+    ``fastest`` (latency), ``most_accurate`` (accuracy, no tolerance needed),
+    ``smallest_int8_file`` (raw .tflite bytes of a full-int8 file: what a microcontroller
+    stores in flash, uncompressed). See :func:`ties` for the variants that
     are not significantly worse.
 
     Raises:
@@ -218,7 +219,7 @@ def best(entries: Sequence[Entry], goal: str, tolerance: float = TOLERANCE_POINT
     if not pool:
         raise ValueError(f"no variant qualifies for {goal!r}")
     key = {
-        "smallest": lambda e: e.result.tflite_gzip_bytes,
+        "smallest": lambda e: e.result.download_bytes,
         "fastest": lambda e: e.result.latency_us,
         "most_accurate": lambda e: -e.result.accuracy,
         "smallest_int8_file": lambda e: e.result.tflite_bytes,

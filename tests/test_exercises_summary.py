@@ -1,4 +1,4 @@
-"""08_summary's exercises: each right answer passes, blanks are not attempted, and each
+"""09_summary's exercises: each right answer passes, blanks are not attempted, and each
 plausible wrong answer fails with its reason."""
 
 from __future__ import annotations

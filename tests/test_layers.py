@@ -9,7 +9,7 @@ import re
 from course_lib import config
 
 LAYERS: list[tuple[str, ...]] = [
-    ("config", "atomic", "stats"),
+    ("config", "atomic", "stats", "entropy_coding"),
     ("compat",),
     ("data",),
     ("measure", "models"),
@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mixed_precision",
         "summary",
         "deploy",
+        "learned_compression",
     ),
     ("deep_compression", "float16", "guide"),
     ("combined",),

@@ -24,9 +24,10 @@ def test_the_course_has_every_chapter():
         "05_structure",
         "06_mixed_precision",
         "07_deployment",
-        "08_summary",
+        "08_learned_compression",
+        "09_summary",
     ]
-    assert len(CHAPTERS) == 7
+    assert len(CHAPTERS) == 8
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -95,6 +95,17 @@ REQUIRED_APIS: dict[str, list[str]] = {
         "tf.saved_model.load",
         "serving_default",
     ],
+    "08_learned_compression": [
+        "GradientTape",
+        "stop_gradient",
+        "tf.random.uniform",
+        "CosineDecay",
+        "Categorical",
+        "AnsCoder",
+        "encode_reverse",
+        "get_compressed",
+        ".decode(",
+    ],
 }
 """The API each chapter must show in its reference cells, as named in issue 11."""
 

@@ -313,7 +313,8 @@ def local_zone():
         (
             {"technique": "magic"},
             "technique 'magic' is not one of: none, pruning, quantization, combined, "
-            "filter_pruning, architecture, low_rank, distillation, mixed_precision",
+            "filter_pruning, architecture, low_rank, distillation, mixed_precision, "
+            "learned_compression",
         ),
         ({"accuracy": "0.5"}, "accuracy must be a number, got str '0.5'"),
         ({"accuracy": None}, "accuracy must be a number, got NoneType None"),
@@ -849,7 +850,7 @@ def test_variants_table_model_technique_and_leading_column_by_hand():
         report.variants_table([(base, base)], ("variant", "colour", "size"))
     assert str(err.value) == (
         "unknown columns ['colour', 'size']; known: variant, model, technique, accuracy, "
-        "delta, nonzero, macs, bytes, gzip, ratio, latency, speedup"
+        "delta, nonzero, macs, bytes, gzip, ratio, download, download_ratio, latency, speedup"
     )
     with pytest.raises(ValueError) as err:
         report.variants_table([(base, base), (pruned, base)], ("variant",), first=("nb", ["x"]))
@@ -988,3 +989,26 @@ def test_deployment_fields_are_kept_and_round_trip():
 def test_deployment_fields_refuse_bad_values_by_name(name, bad, message):
     with pytest.raises(ValueError, match=message):
         make_result(extra={**GOOD_DEPLOYMENT, name: bad})
+
+
+def test_a_learned_row_is_compared_on_its_shipped_bytes():
+    base = make_result()  # 3,600 gzip bytes
+    learned = make_result(
+        "learned",
+        technique="learned_compression",
+        tflite_gzip_bytes=1200,
+        baseline="baseline_float32",
+        extra={"shipped_bytes": 90},
+    )
+    assert learned.download_bytes == 90 and base.download_bytes == 3600
+    assert learned.ratio_to(base) == pytest.approx(40.0)  # 3,600 / 90, not 3,600 / 1,200
+    row = report.variants_table([(learned, base)], ("download", "download_ratio")).rows[0]
+    assert row == ["90", "40.00x"]
+    back = report.Result.from_dict(learned.to_dict())
+    assert back.extra["shipped_bytes"] == 90 and back.ratio_to(base) == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "90", True])
+def test_shipped_bytes_must_be_a_positive_whole_number(bad):
+    with pytest.raises(ValueError, match="shipped_bytes"):
+        make_result(technique="learned_compression", extra={"shipped_bytes": bad})

@@ -345,3 +345,18 @@ def test_deployment_rows_stay_out_of_the_variants_and_feed_the_guide(tmp_root):
     assert tflm.RESERVE == 0.25  # the sentences above assume it
     plain = guide.decision_guide(entries)
     assert "chapter 07" not in plain and guide.NOT_MEASURED not in plain
+
+
+def test_smallest_counts_a_learned_rows_shipped_bytes():
+    base = make_result()  # 3,600 gzip bytes
+    pruned = make_result("pruned", tflite_gzip_bytes=500, baseline="baseline_float32")
+    learned = make_result(  # its decoded .tflite gzips to 2,000 B, but 90 B are shipped
+        "learned",
+        technique="learned_compression",
+        tflite_gzip_bytes=2000,
+        baseline="baseline_float32",
+        extra={"shipped_bytes": 90},
+    )
+    entries = [summary.Entry("nb", r, base) for r in (base, pruned, learned)]
+    assert summary.best(entries, "smallest").result.variant == "learned"
+    assert entries[2].ratio == pytest.approx(40.0)

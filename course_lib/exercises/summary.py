@@ -1,4 +1,4 @@
-"""Exercises of 08_summary: a Pareto front, a microcontroller's candidates, the sparse format.
+"""Exercises of 09_summary: a Pareto front, a microcontroller's candidates, the sparse format.
 
 The two code-writing problems call the learner's function on fresh inputs made up by the
 checker (never on the course's committed results), so no answer can be read off a table.
