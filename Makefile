@@ -2,6 +2,7 @@
 #   make course   run every notebook in full mode: results/*.json, stored outputs, timings
 #   make test     unit tests + every notebook in fast mode (what CI runs)
 #   make lab      open JupyterLab on the notebooks
+#   make book     build the course book (a static website) from the stored outputs
 #   make warmup   run every notebook once in fast mode to cache its models and time it
 #   make mutation mutation-test the helpers and check the known bugs: docs/mutation.md (hours)
 # Each target creates .venv and installs requirements.txt on first use (needs only python3).
@@ -11,10 +12,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: course test lab warmup lint format readme help mutation
+.PHONY: course test lab warmup lint format readme help mutation book
 
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,8p' Makefile
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/python -m course_lib.quiet
 	$(BIN)/jupyter lab notebooks/
+
+book: $(STAMP)
+	$(BIN)/python -m course_lib.book
 
 warmup: $(STAMP)
 	$(BIN)/python -m course_lib.runner --fast

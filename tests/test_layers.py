@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 """The helpers a learner imports, lowest layer first."""
 
-TOOLS = ("runner", "readme", "bench", "quiet", "mutation")
+TOOLS = ("runner", "readme", "bench", "quiet", "mutation", "book")
 """The course's own tooling: on top of every layer; no helper imports it."""
 
 PACKAGE = config.repo_root() / "course_lib"
