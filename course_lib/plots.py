@@ -9,25 +9,149 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.figure
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
+from adjustText import adjust_text
 
 from course_lib.report import Result, pareto_front
 
+MIN_FONT_PT = 8
+"""The smallest text a course figure may use, in points."""
+
 
 def use_course_style() -> None:
-    """Set moderate figure size and dpi (keeps notebooks small) and light grids."""
+    """Readable, crisp figures: 10-point text (8 at least), retina PNGs in Jupyter, light
+    grids; and, in a notebook, :func:`check_figure` on every figure a cell draws (its
+    problems are printed to stderr as ``figure check: ...``)."""
     matplotlib.rcParams.update(
         {
             "figure.figsize": (7.0, 3.6),
-            "figure.dpi": 80,
-            "savefig.dpi": 80,
+            "figure.dpi": 100,
+            "figure.autolayout": True,  # tight_layout on every draw: labels stay inside
+            "savefig.dpi": 200,
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
             "axes.grid": True,
             "grid.alpha": 0.3,
             "axes.spines.top": False,
             "axes.spines.right": False,
         }
     )
+    _in_notebook()
+
+
+def _in_notebook() -> None:
+    """In an IPython kernel: retina PNGs, and the figure check before figures are shown."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing to set up
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    set_matplotlib_formats("retina")
+    callbacks = shell.events.callbacks["post_execute"]
+    if _report_open_figures not in callbacks:
+        callbacks.insert(0, _report_open_figures)  # before the inline backend shows them
+
+
+def _report_open_figures() -> None:
+    import sys
+
+    for number in plt.get_fignums():
+        for problem in check_figure(plt.figure(number)):
+            print(f"figure check: {problem}", file=sys.stderr)
+
+
+def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text]]:
+    """Every visible, non-empty text of a figure, with what it is (tick labels left out:
+    matplotlib places them, and lists some it does not draw)."""
+    found: list[tuple[str, matplotlib.text.Text]] = []
+    suptitle = getattr(fig, "_suptitle", None)
+    for text in [suptitle, *fig.texts]:
+        if text is not None:
+            found.append(("figure text", text))
+    for ax in fig.axes:
+        titles = [ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)]
+        found += [("title", t) for t in titles if t is not None]
+        found += [("axis label", ax.xaxis.label), ("axis label", ax.yaxis.label)]
+        found += [("annotation", t) for t in ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            found += [("legend", t) for t in legend.get_texts()]
+    seen: set[int] = set()  # the suptitle is also one of fig.texts
+    unique = []
+    for kind, t in found:
+        if id(t) not in seen and t.get_visible() and t.get_text().strip():
+            seen.add(id(t))
+            unique.append((kind, t))
+    return unique
+
+
+def check_figure(fig: plt.Figure) -> list[str]:
+    """What makes a figure hard to read, as sentences (an empty list when it is fine).
+
+    Checks every axes that shows data for a title (its own or the figure's) and both axis
+    labels (axes with their axis turned off, such as images, need none); every text for a
+    size of at least :data:`MIN_FONT_PT` points and for lying inside the figure; titles,
+    axis labels, annotations and legend entries for overlapping one another; and a colour
+    scale for a colorbar.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg and inline
+    problems = []
+    suptitle = getattr(fig, "_suptitle", None)
+    has_suptitle = suptitle is not None and bool(suptitle.get_text().strip())
+    colorbars = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
+    for k, ax in enumerate(a for a in fig.axes if a not in colorbars):
+        if not ax.get_visible() or not ax.axison:
+            continue
+        name = f"axes {k + 1}"
+        titled = any(ax.get_title(loc=loc) for loc in ("center", "left", "right"))
+        if not (titled or has_suptitle):
+            problems.append(f"{name} has no title")
+        shared_x = ax.get_shared_x_axes().get_siblings(ax)
+        shared_y = ax.get_shared_y_axes().get_siblings(ax)
+        if not any(a.get_xlabel() for a in shared_x):  # a shared axis is labelled once
+            problems.append(f"{name} has no x-axis label")
+        if not any(a.get_ylabel() for a in shared_y):
+            problems.append(f"{name} has no y-axis label")
+        mapped = [
+            c
+            for c in ax.collections
+            if c.get_array() is not None
+            and c.get_cmap() is not None
+            and len(np.unique(np.asarray(c.get_array()))) > 1
+        ]
+        if mapped and not colorbars:
+            problems.append(f"{name} maps values to colours without a colorbar")
+    box = fig.bbox
+    placed = []
+    for kind, text in _texts(fig):
+        label = text.get_text().strip().replace("\n", " ")[:40]
+        if float(text.get_fontsize()) < MIN_FONT_PT - 1e-6:
+            problems.append(f"{kind} {label!r} is {text.get_fontsize():g} pt (< {MIN_FONT_PT})")
+        extent = text.get_window_extent(renderer)
+        if (
+            extent.x0 < box.x0 - 1
+            or extent.x1 > box.x1 + 1
+            or extent.y0 < box.y0 - 1
+            or extent.y1 > box.y1 + 1
+        ):
+            problems.append(f"{kind} {label!r} lies (partly) outside the figure")
+        placed.append((label, extent))
+    for i, (a, box_a) in enumerate(placed):
+        for b, box_b in placed[i + 1 :]:
+            if box_a.overlaps(box_b):
+                problems.append(f"texts {a!r} and {b!r} overlap")
+    return problems
 
 
 def plot_history(history: dict[str, list[float]], title: str = "") -> plt.Figure:
@@ -49,6 +173,8 @@ def plot_history(history: dict[str, list[float]], title: str = "") -> plt.Figure
         ax.legend()
     ax_loss.set_ylabel("cross-entropy loss")
     ax_acc.set_ylabel("accuracy (fraction)")
+    ax_loss.set_title("Loss")
+    ax_acc.set_title("Accuracy")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -88,14 +214,7 @@ def plot_tradeoff(
     ax.scatter(xs, ys, color="tab:blue", zorder=3)
     front = pareto_front(xs, ys)
     named = range(len(records)) if labels == "all" else front if labels == "front" else []
-    for i in named:
-        ax.annotate(
-            records[i]["variant"],
-            (xs[i], ys[i]),
-            fontsize=7,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
+    texts = [ax.text(xs[i], ys[i], records[i]["variant"], fontsize=MIN_FONT_PT) for i in named]
     ax.plot(
         [xs[i] for i in front],
         [ys[i] for i in front],
@@ -108,11 +227,62 @@ def plot_tradeoff(
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend()
-    if title:
-        ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a label
+    ax.set_title(title or f"{ylabel} against {xlabel}")
+    ax.margins(x=0.08, y=0.12)  # room for the points at the edges and their labels
     fig.tight_layout()
+    spread_labels(ax, texts, xs, ys)
+    _drop_crowded_labels(fig, dict(zip(named, texts, strict=True)), keep=set(front))
     return fig
+
+
+def _drop_crowded_labels(
+    fig: plt.Figure, labels: dict[int, matplotlib.text.Text], keep: set[int]
+) -> None:
+    """Remove the labels that still overlap another one after spreading, sparing those in
+    ``keep`` (the Pareto front): points too close to name stay unnamed rather than unreadable
+    (the chapters' tables list every variant)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    order = sorted(labels, key=lambda i: i not in keep)  # front labels first
+    placed: list = []
+    for i in order:
+        extent = labels[i].get_window_extent(renderer)
+        if i not in keep and any(extent.overlaps(other) for other in placed):
+            axes = labels[i].axes
+            for patch in list(axes.patches) if axes is not None else []:
+                if getattr(patch, "patchA", None) is labels[i]:  # adjustText's line to it
+                    patch.remove()
+            labels[i].remove()
+            continue
+        placed.append(extent)
+
+
+def spread_labels(
+    ax: plt.Axes, texts: Sequence[matplotlib.text.Text], xs: Sequence[float], ys: Sequence[float]
+) -> None:
+    """Move point labels apart so that none overlaps another, a point or the legend.
+
+    Uses adjustText (a maintained library for this); a label that had to move gets a thin
+    grey line to its point. Call it last, once the axes' limits and legend are set.
+    """
+    if not texts:
+        return
+    fig = ax.get_figure()
+    if isinstance(fig, matplotlib.figure.Figure):
+        fig.tight_layout()
+        fig.set_layout_engine("none")  # a later re-layout would move the axes under the labels
+    legend = ax.get_legend()
+    adjust_text(
+        list(texts),
+        x=list(xs),
+        y=list(ys),
+        ax=ax,
+        objects=[legend] if legend is not None else None,
+        expand=(1.15, 1.3),
+        iter_lim=2000,
+        arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5},
+    )
 
 
 def plot_bars(
@@ -121,6 +291,7 @@ def plot_bars(
     ylabel: str,
     title: str = "",
     annotate: str = "{:.1f}",
+    xlabel: str = "variant",
 ) -> plt.Figure:
     """Bar chart with each bar's value written on top.
 
@@ -139,9 +310,10 @@ def plot_bars(
             va="bottom",
             fontsize=8,
         )
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set_title(title or ylabel)
+    ax.margins(y=0.15)  # room for the value above the tallest bar
     fig.tight_layout()
     return fig
 
@@ -163,8 +335,7 @@ def plot_weight_histogram(
         ax.set_ylabel("count")
         if logy:
             ax.set_yscale("log")
-    if title:
-        fig.suptitle(title)
+    fig.suptitle(title or "Weight values")
     fig.tight_layout()
     return fig
 
@@ -188,9 +359,9 @@ def plot_images(
     for ax, label in zip(axes[0], labels, strict=True):
         index = int(np.flatnonzero(y == label)[0])
         ax.imshow(np.squeeze(x[index]), cmap="gray_r")
-        ax.set_title(class_names[label], fontsize=8)
+        ax.set_title(class_names[label], fontsize=MIN_FONT_PT)
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

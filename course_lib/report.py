@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -470,6 +471,39 @@ def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
     return sorted(front, key=lambda i: (xs[i], -ys[i]))
 
 
+MAX_LINE = 100
+"""The longest line of text a notebook output may have (course design: no output line over
+100 characters)."""
+
+
+def wrap_markdown(text: str, width: int = MAX_LINE) -> str:
+    """Wrap a Markdown text's long lines at ``width`` without changing how it renders.
+
+    Paragraphs and list items are re-flowed (a list item's continuation lines are indented
+    under its text); headings, tables, code fences and their contents are left as they are.
+    """
+    out, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if fenced or len(line) <= width or line.lstrip().startswith(("|", "#", "```")):
+            out.append(line)
+            continue
+        marker = re.match(r"^(\s*)([-*+]|\d+[.)])?\s*", line)
+        prefix = marker.group(0) if marker else ""
+        out.append(
+            textwrap.fill(
+                line[len(prefix) :],
+                width,
+                initial_indent=prefix,
+                subsequent_indent=" " * len(prefix),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
+
+
 class Table:
     """A small table that renders as HTML in Jupyter, Markdown in the README, text in a shell."""
 
@@ -496,7 +530,15 @@ class Table:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return str(self)
+        """The text table when it fits in :data:`MAX_LINE` characters, else a one-line note:
+        Jupyter stores this beside the HTML table, and shows the HTML."""
+        text = str(self)
+        if max(map(len, text.splitlines())) <= MAX_LINE:
+            return text
+        return (
+            f"<table: {len(self.rows)} rows x {len(self.headers)} columns, shown as HTML; "
+            "print() it for text>"
+        )
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
@@ -640,10 +682,13 @@ def record_timing(notebook: str, **fields: Any) -> Path:
     return write_json_atomic(timings, timings_path())
 
 
-def record_course_time(key: str, seconds: float) -> Path:
-    """Record a whole-course run time (e.g. ``course_first_run_s``) with the CPU and date."""
+def record_course_time(key: str, seconds: float, notebooks: Sequence[str] = ()) -> Path:
+    """Record a whole-course run time (e.g. ``course_first_run_s``) with the CPU and date,
+    and the notebooks the run covered (as ``<key>_notebooks``) when given."""
     timings = load_timings()
     timings[key] = round(seconds, 1)
+    if notebooks:
+        timings[f"{key}_notebooks"] = list(notebooks)
     timings["course_cpu"] = system.cpu_name()
     timings["course_measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
     return write_json_atomic(timings, timings_path())

@@ -390,7 +390,9 @@ def _run_course(names: list[str] | None, fast: bool, time_only: bool) -> int:
     if not failures and names is None:
         key = "first_run_s" if first_run else ("cached_s" if not trained_any else "partial_run_s")
         report.record_course_time(
-            f"course_{key}" if mode == "full" else f"course_fast_{key}", total_s
+            f"course_{key}" if mode == "full" else f"course_fast_{key}",
+            total_s,
+            [p.stem for p in paths],
         )
     if not fast:
         from course_lib import readme

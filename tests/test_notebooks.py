@@ -88,3 +88,43 @@ def test_stored_outputs_keep_cpp_log_lines_out(path):
 def test_readme_and_instructor_tables_are_generated_from_the_results():
     stale = readme.stale_documents()
     assert not stale, f"{stale} out of date: run `.venv/bin/python -m course_lib.readme`"
+
+
+def _output_texts(cell) -> list[str]:
+    """The text a learner reads in a cell's stored outputs (streams, plain text, Markdown)."""
+    texts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            texts.append(out.get("text", ""))
+        else:
+            data = out.get("data", {})
+            texts += [data[k] for k in ("text/plain", "text/markdown") if k in data]
+    return texts
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_stored_output_line_is_longer_than_100_characters(path):
+    nb = nbformat.read(path, as_version=4)
+    long = [
+        f"cell {i}: {len(line)} characters: {line[:70]}..."
+        for i, cell in enumerate(nb.cells)
+        for text in _output_texts(cell)
+        for line in text.splitlines()
+        if len(line) > report.MAX_LINE
+    ]
+    assert not long, "\n".join(long[:10])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_stored_figure_passed_the_figure_check(path):
+    """plots.use_course_style() runs plots.check_figure on every figure a cell draws and
+    prints its problems as 'figure check: ...': none may be in the stored outputs."""
+    nb = nbformat.read(path, as_version=4)
+    found = [
+        f"cell {i}: {line}"
+        for i, cell in enumerate(nb.cells)
+        for text in _output_texts(cell)
+        for line in text.splitlines()
+        if line.startswith("figure check:")
+    ]
+    assert not found, "\n".join(found)

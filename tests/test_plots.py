@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -50,3 +52,83 @@ def test_bars_histogram_and_images():
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     with pytest.raises(ValueError, match="n >= 1"):
         plots.plot_images(x, np.array([0]), ["a"])
+
+
+def _sample_figures():
+    rng = np.random.default_rng(0)
+    results = [
+        make_result(),
+        make_result("small_variant_name", tflite_gzip_bytes=100, accuracy=0.97),
+        make_result("another_variant", tflite_gzip_bytes=110, accuracy=0.971),
+        make_result("bad", tflite_gzip_bytes=3000, accuracy=0.5),
+    ]
+    return {
+        "history": plots.plot_history({"loss": [1, 0.5], "val_loss": [1.1, 0.7]}),
+        "tradeoff": plots.plot_tradeoff(results),
+        "bars": plots.plot_bars(["float32", "int8"], [30.0, 12.0], ylabel="latency (µs)"),
+        "histogram": plots.plot_weight_histogram({"dense": rng.normal(size=1000)}),
+        "images": plots.plot_images(
+            np.zeros((3, 28, 28, 1), np.float32), np.array([0, 1, 2]), ["a", "b", "c"], n=3
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["history", "tradeoff", "bars", "histogram", "images"])
+def test_every_course_figure_passes_the_check(name):
+    fig = _sample_figures()[name]
+    assert plots.check_figure(fig) == []
+    plt.close("all")
+
+
+def test_the_check_finds_each_problem():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert set(plots.check_figure(fig)) == {
+        "axes 1 has no title",
+        "axes 1 has no x-axis label",
+        "axes 1 has no y-axis label",
+    }
+    ax.set(title="t", xlabel="x (s)", ylabel="y (%)")
+    assert plots.check_figure(fig) == []
+    ax.annotate("tiny", (0.5, 0.5), fontsize=6)
+    assert any("is 6 pt" in p for p in plots.check_figure(fig))
+    ax.texts[0].remove()
+    ax.annotate("first label", (0.5, 0.5), fontsize=9)
+    ax.annotate("second label", (0.5, 0.5), fontsize=9)
+    assert any("overlap" in p for p in plots.check_figure(fig))
+    for t in list(ax.texts):
+        t.remove()
+    ax.annotate("far away", (0.5, 0.5), xytext=(2000, 0), textcoords="offset points")
+    assert any("outside the figure" in p for p in plots.check_figure(fig))
+    fig2, ax2 = plt.subplots()
+    ax2.scatter([1, 2, 3], [1, 2, 3], c=[1.0, 2.0, 3.0])
+    ax2.set(title="t", xlabel="x", ylabel="y")
+    assert plots.check_figure(fig2) == ["axes 1 maps values to colours without a colorbar"]
+    fig2.colorbar(ax2.collections[0], label="value")
+    assert plots.check_figure(fig2) == []
+    suptitled, _ = plt.subplots()
+    suptitled.axes[0].set(xlabel="x", ylabel="y")
+    suptitled.suptitle("one title for the figure")
+    assert plots.check_figure(suptitled) == []
+    plt.close("all")
+
+
+def test_tradeoff_labels_stay_apart_under_the_course_style():
+    crowd = [
+        make_result(f"variant_{k}", tflite_gzip_bytes=1000 + k, accuracy=0.9 + k / 1e4)
+        for k in range(12)
+    ]
+    front = make_result("the_front", tflite_gzip_bytes=100, accuracy=0.99)
+    with matplotlib.rc_context({"figure.autolayout": True}):  # as in the notebooks
+        fig = plots.plot_tradeoff([front, *crowd])
+        assert "the_front" in [t.get_text() for t in fig.axes[0].texts]
+        assert plots.check_figure(fig) == []
+    plt.close("all")
+
+
+def test_crowded_labels_are_dropped_except_the_kept_ones():
+    fig, ax = plt.subplots()
+    labels = {k: ax.text(0.5, 0.5, f"label {k}") for k in range(3)}
+    plots._drop_crowded_labels(fig, labels, keep={2})
+    assert [t.get_text() for t in ax.texts] == ["label 2"]
+    plt.close("all")

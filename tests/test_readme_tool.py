@@ -57,3 +57,16 @@ def test_workshop_plans_add_up_measured_times(tmp_root):
     assert rows["total"][3] == "1 min 00 s" and rows["total"][4].endswith("min")
     with pytest.raises(KeyError):
         readme.plan_table("plan-week")
+
+
+def test_a_whole_course_time_says_which_notebooks_it_missed(tmp_root):
+    for stem in ("01_a", "02_b"):
+        (tmp_root / "notebooks" / f"{stem}.ipynb").write_text(
+            '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T\\n\\nAbout."}],'
+            ' "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+        )
+    report.record_course_time("course_first_run_s", 600.0, ["01_a"])
+    report.record_course_time("course_cached_s", 60.0, ["01_a", "02_b"])
+    row = readme.course_map().rows[-1]
+    assert row[2] == "10 min 00 s (without 02_b)" and row[3] == "1 min 00 s"
+    assert report.load_timings()["course_first_run_s_notebooks"] == ["01_a"]

@@ -1012,3 +1012,26 @@ def test_a_learned_row_is_compared_on_its_shipped_bytes():
 def test_shipped_bytes_must_be_a_positive_whole_number(bad):
     with pytest.raises(ValueError, match="shipped_bytes"):
         make_result(technique="learned_compression", extra={"shipped_bytes": bad})
+
+
+def test_a_wide_tables_repr_is_one_short_line_and_print_keeps_the_text():
+    narrow = report.Table(["a", "b"], [["1", "2"]])
+    assert repr(narrow) == str(narrow)
+    wide = report.Table(["name", "note"], [["x" * 60, "y" * 60], ["z", "w"]])
+    assert max(len(line) for line in str(wide).splitlines()) > report.MAX_LINE
+    assert repr(wide) == "<table: 2 rows x 2 columns, shown as HTML; print() it for text>"
+    assert "x" * 60 in str(wide) and "<td>" + "x" * 60 in wide._repr_html_()
+
+
+def test_wrap_markdown_reflows_prose_and_lists_only():
+    long_item = "- " + " ".join(["word"] * 40)
+    text = "\n".join(["# " + "h" * 120, long_item, "| " + "c" * 150 + " |", "short"])
+    lines = report.wrap_markdown(text).splitlines()
+    assert lines[0] == "# " + "h" * 120  # headings stay whole
+    body = [ln for ln in lines if "word" in ln]
+    assert len(body) > 1 and body[0].startswith("- word") and body[1].startswith("  word")
+    assert all(len(ln) <= 100 for ln in body)
+    assert " ".join(ln.strip("- ").strip() for ln in body) == " ".join(["word"] * 40)
+    assert "| " + "c" * 150 + " |" in lines and lines[-1] == "short"
+    fenced = "```\n" + "q" * 130 + "\n```"
+    assert report.wrap_markdown(fenced) == fenced
