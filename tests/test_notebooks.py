@@ -90,26 +90,26 @@ def test_readme_and_instructor_tables_are_generated_from_the_results():
     assert not stale, f"{stale} out of date: run `.venv/bin/python -m course_lib.readme`"
 
 
-def _output_texts(cell) -> list[str]:
-    """The text a learner reads in a cell's stored outputs (streams, plain text, Markdown)."""
-    texts = []
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            texts.append(out.get("text", ""))
-        else:
-            data = out.get("data", {})
-            texts += [data[k] for k in ("text/plain", "text/markdown") if k in data]
-    return texts
+def _output_lines(path) -> list[tuple[int, str]]:
+    """``(cell index, line)`` for every line a learner reads in a notebook's stored outputs
+    (streams, plain text and Markdown; not HTML or images)."""
+    lines = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                texts = [out.get("text", "")]
+            else:
+                data = out.get("data", {})
+                texts = [data[k] for k in ("text/plain", "text/markdown") if k in data]
+            lines += [(i, line) for text in texts for line in text.splitlines()]
+    return lines
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_stored_output_line_is_longer_than_100_characters(path):
-    nb = nbformat.read(path, as_version=4)
     long = [
         f"cell {i}: {len(line)} characters: {line[:70]}..."
-        for i, cell in enumerate(nb.cells)
-        for text in _output_texts(cell)
-        for line in text.splitlines()
+        for i, line in _output_lines(path)
         if len(line) > report.MAX_LINE
     ]
     assert not long, "\n".join(long[:10])
@@ -119,12 +119,7 @@ def test_no_stored_output_line_is_longer_than_100_characters(path):
 def test_every_stored_figure_passed_the_figure_check(path):
     """plots.use_course_style() runs plots.check_figure on every figure a cell draws and
     prints its problems as 'figure check: ...': none may be in the stored outputs."""
-    nb = nbformat.read(path, as_version=4)
     found = [
-        f"cell {i}: {line}"
-        for i, cell in enumerate(nb.cells)
-        for text in _output_texts(cell)
-        for line in text.splitlines()
-        if line.startswith("figure check:")
+        f"cell {i}: {line}" for i, line in _output_lines(path) if line.startswith("figure check:")
     ]
     assert not found, "\n".join(found)
