@@ -6,8 +6,10 @@ Sphinx with MyST-NB renders each notebook as a page, with the outputs of the cou
 full-mode run (nothing is executed) and no network access. The landing page is the
 README's course map, the Chinese introduction and glossary get a page of their own, and
 each exercise is followed by its hint and solution in collapsed blocks, taken from the
-exercise's own checker. The site goes to ``artifacts/book/html`` (git-ignored);
-``tests/test_book.py`` opens every page in headless Chromium.
+exercise's own checker. Formulas (``$...$`` and ``$$...$$`` in Markdown cells) are turned
+into MathML, which browsers draw without a script or a network. The site goes to
+``artifacts/book/html`` (git-ignored); ``tests/test_book.py`` opens every page in headless
+Chromium.
 """
 
 from __future__ import annotations
@@ -85,6 +87,37 @@ def chinese_page(readme: str) -> str:
     return f"# 中文简介与术语\n{body}"
 
 
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\d)")
+
+
+def mathml(markdown: str) -> str:
+    """Markdown with its TeX formulas (``$$...$$`` displayed, ``$...$`` inline) as MathML.
+
+    Raises:
+        ValueError: a formula latex2mathml cannot read (the formula is in the message).
+    """
+    from latex2mathml.converter import convert
+
+    def to_mathml(match: re.Match[str], display: str) -> str:
+        try:
+            return str(convert(match.group(1).strip(), display=display))
+        except Exception as err:  # latex2mathml raises its own exception types
+            raise ValueError(f"cannot convert formula {match.group(0)!r}: {err}") from err
+
+    markdown = DISPLAY_MATH.sub(lambda m: "\n\n" + to_mathml(m, "block") + "\n\n", markdown)
+    return INLINE_MATH.sub(lambda m: to_mathml(m, "inline"), markdown)
+
+
+def with_mathml(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of a notebook whose Markdown cells show their formulas as MathML."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = mathml(cell.source)
+    return nb
+
+
 def _exercise_module(nb: nbformat.NotebookNode) -> str | None:
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -133,7 +166,7 @@ def write_source(src: Path) -> list[str]:
     readme = _readme()
     stems = []
     for path in sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
-        nb = with_exercise_help(nbformat.read(path, as_version=4))
+        nb = with_mathml(with_exercise_help(nbformat.read(path, as_version=4)))
         nbformat.write(nb, src / "notebooks" / path.name)
         stems.append(path.stem)
     toctree = "\n".join(f"notebooks/{stem}" for stem in stems)

@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.axes
+import matplotlib.axis
 import matplotlib.figure
 import matplotlib.pyplot as plt
 import matplotlib.text
+import matplotlib.ticker
 import numpy as np
 from adjustText import adjust_text
+from matplotlib.backend_bases import RendererBase
 
 from course_lib.report import Result, pareto_front
 
@@ -101,8 +105,9 @@ def check_figure(fig: plt.Figure) -> list[str]:
     Checks every axes that shows data for a title (its own or the figure's) and both axis
     labels (axes with their axis turned off, such as images, need none); every text for a
     size of at least :data:`MIN_FONT_PT` points and for lying inside the figure; titles,
-    axis labels, annotations and legend entries for overlapping one another; and a colour
-    scale for a colorbar.
+    axis labels, annotations and legend entries for overlapping one another; a colour
+    scale for a colorbar; and a log axis for at least two labelled ticks written as plain
+    numbers (see :func:`readable_log_ticks`), none overlapping.
     """
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg and inline
@@ -132,6 +137,7 @@ def check_figure(fig: plt.Figure) -> list[str]:
         ]
         if mapped and not colorbars:
             problems.append(f"{name} maps values to colours without a colorbar")
+        problems += [f"{name}: {p}" for p in _log_tick_problems(ax, renderer)]
     box = fig.bbox
     placed = []
     for kind, text in _texts(fig):
@@ -152,6 +158,73 @@ def check_figure(fig: plt.Figure) -> list[str]:
             if box_a.overlaps(box_b):
                 problems.append(f"texts {a!r} and {b!r} overlap")
     return problems
+
+
+def _shown_tick_labels(axis: matplotlib.axis.Axis) -> list[matplotlib.text.Text]:
+    """The tick labels an axis draws: visible, non-empty, at a tick inside the view."""
+    low, high = sorted(axis.get_view_interval())
+    shown = []
+    for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+        label = tick.label1
+        inside = low - 1e-9 * abs(low) <= tick.get_loc() <= high + 1e-9 * abs(high)
+        if inside and tick.get_visible() and label.get_visible() and label.get_text().strip():
+            shown.append(label)
+    return shown
+
+
+def _log_tick_problems(ax: matplotlib.axes.Axes, renderer: RendererBase) -> list[str]:
+    """A log axis needs two labelled ticks at least (one alone gives no scale), in plain
+    numbers rather than mathtext such as ``2×10^1``, and labels that do not overlap."""
+    problems = []
+    for which, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+        if axis.get_scale() != "log":
+            continue
+        labels = _shown_tick_labels(axis)
+        if len(labels) < 2:
+            problems.append(f"log {which}-axis has {len(labels)} labelled tick(s), needs 2")
+        raw = [t.get_text() for t in labels if "\\times" in t.get_text() or "^{" in t.get_text()]
+        if raw:
+            problems.append(f"log {which}-axis ticks in powers of ten notation: {raw[0]!r}")
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]):
+            problems.append(f"log {which}-axis tick labels overlap")
+    return problems
+
+
+def _plain_number(value: float, _pos: object = None) -> str:
+    """A tick value as people write it: 20, 500, 5k, 1.5M, 0.02."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
+def readable_log_ticks(ax: matplotlib.axes.Axes, which: str = "x") -> None:
+    """Label a log axis with plain numbers (20, 50, 1k, 2k) at 1-2-5 steps when the view
+    spans few decades, at decades when it spans many, so at least two ticks are labelled.
+
+    Raises:
+        ValueError: ``which`` is not "x", "y" or "both", or the axis is not logarithmic.
+    """
+    if which not in ("x", "y", "both"):
+        raise ValueError(f"which must be 'x', 'y' or 'both', got {which!r}")
+    named = {"x": ax.xaxis, "y": ax.yaxis}
+    for name in ("x", "y") if which == "both" else (which,):
+        axis = named[name]
+        if axis.get_scale() != "log":
+            raise ValueError(f"the {name}-axis is not logarithmic")
+        low, high = sorted(axis.get_view_interval())
+        decades = np.log10(high / low) if low > 0 else 0.0
+        subs = (
+            (1.0,)
+            if decades > 3
+            else (1.0, 2.0, 5.0)
+            if decades > 0.8
+            else (1.0, 2.0, 3.0, 5.0, 7.0)
+        )
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_plain_number))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def plot_history(history: dict[str, list[float]], title: str = "") -> plt.Figure:
@@ -226,10 +299,12 @@ def plot_tradeoff(
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
+    ax.margins(x=0.08, y=0.12)  # room for the points at the edges and their labels
+    if logx:
+        readable_log_ticks(ax, "x")
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a label
     ax.set_title(title or f"{ylabel} against {xlabel}")
-    ax.margins(x=0.08, y=0.12)  # room for the points at the edges and their labels
     fig.tight_layout()
     spread_labels(ax, texts, xs, ys)
     _drop_crowded_labels(fig, dict(zip(named, texts, strict=True)), keep=set(front))
@@ -335,6 +410,7 @@ def plot_weight_histogram(
         ax.set_ylabel("count")
         if logy:
             ax.set_yscale("log")
+            readable_log_ticks(ax, "y")
     fig.suptitle(title or "Weight values")
     fig.tight_layout()
     return fig

@@ -50,11 +50,12 @@ def notebook_title(path: Path) -> tuple[str, str]:
     return titles[0], " ".join(paragraph)
 
 
-def course_map() -> report.Table:
+def course_map(links: bool = True) -> report.Table:
     """The course map: one row per notebook, what it teaches, and its measured run times.
 
     "First run" times include training the models the notebook needs; "cached" times are
-    for a later run that finds them in ``artifacts/``.
+    for a later run that finds them in ``artifacts/``. ``links=False`` gives plain text for a
+    notebook's HTML table (no Markdown links or emphasis).
     """
     recorded = report.load_timings()
     timings = recorded.get("notebooks", {})
@@ -64,7 +65,7 @@ def course_map() -> report.Table:
         entry = timings.get(path.stem, {})
         rows.append(
             [
-                f"[{path.stem}](notebooks/{path.name})",
+                f"[{path.stem}](notebooks/{path.name})" if links else path.stem,
                 about,
                 *(
                     report.format_seconds(entry.get(key))
@@ -82,7 +83,7 @@ def course_map() -> report.Table:
 
     rows.append(
         [
-            "**whole course** (`make course`)",
+            "**whole course** (`make course`)" if links else "whole course (make course)",
             "every notebook above in one run, timed by the runner",
             whole("course_first_run_s"),
             whole("course_cached_s"),

@@ -505,14 +505,33 @@ def wrap_markdown(text: str, width: int = MAX_LINE) -> str:
 
 
 class Table:
-    """A small table that renders as HTML in Jupyter, Markdown in the README, text in a shell."""
+    """A small table that renders as HTML in Jupyter, Markdown in the README, text in a shell.
 
-    def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    In Jupyter a table wider than :data:`MAX_LINE` characters of text per row is shown as a
+    short summary table plus a collapsed ``<details>`` block: the other columns in tables that
+    repeat the first ``keys`` columns and each fit in ``MAX_LINE``, and columns too wide for any
+    table (long notes) as a list. ``summary`` names the columns the short table shows first.
+    """
+
+    def __init__(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        summary: Sequence[str] = (),
+        keys: int = 1,
+    ) -> None:
         self.headers = [str(h) for h in headers]
         self.rows = [[str(c) for c in row] for row in rows]
         for row in self.rows:
             if len(row) != len(self.headers):
                 raise ValueError(f"row {row} has {len(row)} cells, expected {len(self.headers)}")
+        unknown = [h for h in summary if h not in self.headers]
+        if unknown:
+            raise ValueError(f"summary columns {unknown} are not among {self.headers}")
+        self.summary = [str(h) for h in summary]
+        if not 1 <= keys <= len(self.headers):
+            raise ValueError(f"keys={keys}: need 1 to {len(self.headers)} leading key columns")
+        self.keys = keys
 
     def to_markdown(self) -> str:
         """Return a GitHub-flavoured Markdown table."""
@@ -521,9 +540,13 @@ class Table:
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
 
+    def _widths(self) -> list[int]:
+        return [
+            max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))
+        ]
+
     def __str__(self) -> str:
-        table = [self.headers, *self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.headers))]
+        widths = self._widths()
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [fmt.format(*self.headers), fmt.format(*("-" * w for w in widths))]
         lines += [fmt.format(*row) for row in self.rows]
@@ -540,13 +563,63 @@ class Table:
             "print() it for text>"
         )
 
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+    def column_groups(self, width: int = MAX_LINE) -> tuple[list[list[int]], list[int]]:
+        """Split the columns (as indices) into tables of at most ``width`` characters of text
+        per row, counted as :meth:`__str__` lays them out (cells padded to the column, two
+        spaces between).
+
+        Returns ``(groups, notes)``: every group starts with the key columns; the first is the
+        summary (``summary`` columns first, then each other column that still fits); ``notes``
+        are the columns too wide to share a row with the keys.
+        """
+        widths = self._widths()
+        if sum(widths) + 2 * (len(widths) - 1) <= width:
+            return [list(range(len(widths)))], []
+        key = list(range(self.keys))
+        others = range(self.keys, len(widths))
+
+        def fits(group: list[int], i: int) -> bool:
+            return sum(widths[j] + 2 for j in group) + widths[i] <= width
+
+        notes = [i for i in others if not fits(key, i)]
+        wanted = [self.headers.index(h) for h in self.summary]
+        first = list(key)
+        for i in [*wanted, *others]:
+            if i not in first and i not in notes and fits(first, i):
+                first.append(i)
+        groups = [sorted(first)]
+        for i in others:  # the detail tables keep the table's column order
+            if i in first or i in notes:
+                continue
+            if len(groups) == 1 or not fits(groups[-1], i):
+                groups.append(list(key))
+            groups[-1].append(i)
+        return groups, notes
+
+    def _html_table(self, columns: Sequence[int]) -> str:
+        head = "".join(f"<th>{html.escape(self.headers[i])}</th>" for i in columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            "<tr>" + "".join(f"<td>{html.escape(row[i])}</td>" for i in columns) + "</tr>"
             for row in self.rows
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def _repr_html_(self) -> str:
+        groups, notes = self.column_groups()
+        out = self._html_table(groups[0])
+        if len(groups) == 1 and not notes:
+            return out
+        hidden = [self.headers[i] for g in groups[1:] for i in g[self.keys :]]
+        hidden += [self.headers[i] for i in notes]
+        parts = [self._html_table(g) for g in groups[1:]]
+        for i in notes:
+            items = "".join(
+                f"<li><b>{html.escape(' '.join(row[: self.keys]))}</b>: {html.escape(row[i])}</li>"
+                for row in self.rows
+            )
+            parts.append(f"<p><b>{html.escape(self.headers[i])}</b></p><ul>{items}</ul>")
+        label = html.escape("more columns: " + ", ".join(hidden))
+        return f"{out}<details><summary>{label}</summary>{''.join(parts)}</details>"
 
 
 def fmt_int(n: float) -> str:
@@ -589,10 +662,15 @@ COMPARISON_COLUMNS = (
 )
 
 
+SUMMARY_COLUMNS = ("variant", "accuracy", "delta", "ratio", "download_ratio", "speedup")
+"""The columns a wide variants table shows first in Jupyter; the rest are one click away."""
+
+
 def variants_table(
     pairs: Sequence[tuple[Result, Result]],
     columns: Sequence[str | Column] = COMPARISON_COLUMNS,
     first: tuple[str, Sequence[str]] | None = None,
+    summary: Sequence[str] | None = None,
 ) -> Table:
     """Tabulate ``(result, its baseline)`` pairs with the chosen columns.
 
@@ -603,6 +681,8 @@ def variants_table(
         columns: in order, keys of ``COLUMNS`` or ``(header, cell)`` pairs for a column of
             the caller's own (e.g. the summary's Δ with its verdict).
         first: an optional leading column ``(header, one value per pair)``, e.g. notebooks.
+        summary: headers a wide table shows first in Jupyter (see :class:`Table`); default:
+            those of :data:`SUMMARY_COLUMNS` among ``columns``.
 
     Raises:
         ValueError: an unknown column, or ``first`` of the wrong length.
@@ -619,7 +699,10 @@ def variants_table(
         headers.insert(0, first[0])
         for row, value in zip(rows, first[1], strict=True):
             row.insert(0, str(value))
-    return Table(headers, rows)
+    if summary is None:
+        summary = [COLUMNS[c][0] for c in SUMMARY_COLUMNS if c in columns]
+    keys = 2 if first is not None and list(columns[:1]) == ["variant"] else 1
+    return Table(headers, rows, summary=summary, keys=keys)
 
 
 def comparison_table(results: Sequence[Result], baseline: Result | None = None) -> Table:

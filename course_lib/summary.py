@@ -181,16 +181,19 @@ def entries_table(entries: Sequence[Entry]) -> Table:
     """One row per variant: the numbers of the Result record plus ratio and speed-up."""
     pairs = [(e.result, e.base) for e in entries]
     return report.variants_table(
-        pairs, ENTRY_COLUMNS, first=("notebook", [e.notebook for e in entries])
+        pairs,
+        ENTRY_COLUMNS,
+        first=("notebook", [e.notebook for e in entries]),
+        summary=["accuracy %", "Δ points (vs baseline)", "ratio", "speed-up"],
     )
 
 
 GOALS = ("smallest", "fastest", "most_accurate", "smallest_int8_file")
 _GOAL_WORDS = {
-    "smallest": "smallest download (gzip, or a shipped file), within 0.3 points",
-    "fastest": "fastest, within 0.3 points",
-    "most_accurate": "most accurate",
-    "smallest_int8_file": "smallest full-int8 file (uncompressed)",
+    "smallest": ("smallest download", "gzip bytes, or a shipped file; within 0.3 points"),
+    "fastest": ("fastest", "latency; within 0.3 points"),
+    "most_accurate": ("most accurate", "test accuracy"),
+    "smallest_int8_file": ("smallest int8 file", "raw bytes of a full-int8 .tflite file"),
 }
 
 
@@ -264,16 +267,17 @@ def best_table(entries: Sequence[Entry]) -> Table:
     """The best variant of the seed-CNN task for each goal, with the variants tied with it."""
     task = seed_task(entries)
     rows = []
-    for goal, words in _GOAL_WORDS.items():
+    for goal, (words, rule) in _GOAL_WORDS.items():
         try:
             e = best(task, goal)
         except ValueError:
-            rows.append([words, "none", "", "", "", "", "", ""])
+            rows.append([words, rule, "none", "", "", "", "", "", ""])
             continue
         low, high = accuracy_interval(e.result)
         rows.append(
             [
                 words,
+                rule,
                 e.result.variant,
                 e.notebook,
                 f"{100 * e.result.accuracy:.2f} [{100 * low:.2f}, {100 * high:.2f}]",
@@ -283,8 +287,12 @@ def best_table(entries: Sequence[Entry]) -> Table:
                 _ties_text(ties(task, goal), goal),
             ]
         )
-    headers = ["goal", "variant", "notebook", "accuracy % [95 % CI]", "Δ points", "size"]
-    return Table([*headers, "latency", "not significantly worse"], rows)
+    headers = ["goal", "ranked by", "variant", "notebook", "accuracy % [95 % CI]", "Δ points"]
+    return Table(
+        [*headers, "size", "latency", "not significantly worse"],
+        rows,
+        summary=["variant", "Δ points", "size", "latency"],
+    )
 
 
 def seed_comparisons(folder: str | Path | None = None) -> list[dict[str, Any]]:

@@ -56,6 +56,24 @@ def test_exercises_get_their_hint_and_solution_in_collapsed_blocks(site):
     assert lc_exercises.q1.hint_text.split(".")[0] in page
 
 
+def test_formulas_become_mathml_and_money_stays_text():
+    from latex2mathml.converter import convert  # the library's own output is the reference
+
+    text = "a $k$ and\n$$\\frac{a}{b}$$\ncosts $5 and $10, \\$x$ stays"
+    fraction = convert(r"\frac{a}{b}", display="block")
+    assert book.mathml(text) == (
+        f"a {convert('k')} and\n\n\n{fraction}\n\n\ncosts $5 and $10, \\$x$ stays"
+    )
+    with pytest.raises(ValueError, match="cannot convert formula"):
+        book.mathml("$x^$")
+
+
+def test_the_learned_compression_page_draws_its_formulas_as_mathml(site):
+    page = (site / "notebooks" / "08_learned_compression.html").read_text(encoding="utf-8")
+    assert page.count("<math ") >= 20 and 'display="block"' in page
+    assert "\\log_2" not in page.split('<div class="cell')[0]  # no TeX before the first cell
+
+
 def test_help_block_escapes_html():
     class Fake:
         hint_text = "use a < b & c"
@@ -130,6 +148,17 @@ def page_problems(driver, page: Path, name: str) -> list[str]:
         "i.naturalWidth > 0)).map(i => i.src)"
     )
     problems += [f"{name}: image not loaded {src}" for src in broken]
+    raw_tex = driver.execute_script(
+        "return Array.from(document.querySelectorAll('p, li, td')).map(e => e.innerText)"
+        ".filter(t => /\\$[^$]*\\\\[A-Za-z]+[^$]*\\$/.test(t))"
+    )
+    problems += [f"{name}: formula shown as TeX: {t[:60]}" for t in raw_tex]
+    flat = driver.execute_script(
+        "return Array.from(document.querySelectorAll('math'))"
+        ".filter(m => m.getBoundingClientRect().width == 0).length"
+    )
+    if flat:
+        problems.append(f"{name}: {flat} formula(s) drawn zero pixels wide")
     scroll, client = driver.execute_script(
         "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
@@ -155,6 +184,7 @@ def test_the_page_check_finds_each_kind_of_problem(tmp_path):
         "<html><body><script>console.error('boom')</script>"
         '<img src="missing.png"><div style="width:3000px">wide</div>'
         '<a href="gone.html">x</a><a href="ok.html#nowhere">y</a><a href="ok.html#here">z</a>'
+        "<p>the loss $\\beta \\cdot N$</p><math style='display:none'><mi>k</mi></math>"
         "</body></html>"
     )
     try:
@@ -169,6 +199,8 @@ def test_the_page_check_finds_each_kind_of_problem(tmp_path):
         "px wide in a 1280 px window",
         "missing file gone.html",
         "missing anchor #nowhere",
+        "formula shown as TeX: the loss $\\beta",
+        "1 formula(s) drawn zero pixels wide",
     ):
         assert expected in text, text
     assert good == []  # (the missing image also logs a console error of its own)

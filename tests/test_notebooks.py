@@ -4,6 +4,7 @@ results committed in full mode, README tables current."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 
 import nbformat
 import pytest
@@ -113,6 +114,65 @@ def test_no_stored_output_line_is_longer_than_100_characters(path):
         if len(line) > report.MAX_LINE
     ]
     assert not long, "\n".join(long[:10])
+
+
+class _TableText(HTMLParser):
+    """The text of every ``<table>`` in an HTML fragment: a list of rows of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append(" ".join(self.cell.split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def _html_table_widths(html_text: str) -> list[tuple[str, int]]:
+    """``(header row, characters of text per row)`` of each table: its columns padded to their
+    widest cell, two spaces between, as a text table lays them out."""
+    parser = _TableText()
+    parser.feed(html_text)
+    found = []
+    for rows in parser.tables:
+        n = max((len(r) for r in rows), default=0)
+        widths = [max(len(r[j]) if j < len(r) else 0 for r in rows) for j in range(n)]
+        found.append((" | ".join(rows[0]) if rows else "", sum(widths) + 2 * max(n - 1, 0)))
+    return found
+
+
+def test_html_table_width_by_hand():
+    text = (
+        "<table><tr><th>ab</th><th>c</th></tr><tr><td>x</td><td>defg</td></tr></table>"
+        "<details><table><tr><td> a  b </td></tr></table></details>"
+    )
+    assert _html_table_widths(text) == [("ab | c", 2 + 2 + 4), ("a b", 3)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_stored_html_table_has_at_most_100_characters_per_row(path):
+    wide = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            html_text = out.get("data", {}).get("text/html", "")
+            for header, width in _html_table_widths(html_text):
+                if width > report.MAX_LINE:
+                    wide.append(f"cell {i}: {width} characters per row: {header[:60]}")
+    assert not wide, "\n".join(wide)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

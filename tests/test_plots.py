@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pytest
 
@@ -131,4 +132,56 @@ def test_crowded_labels_are_dropped_except_the_kept_ones():
     labels = {k: ax.text(0.5, 0.5, f"label {k}") for k in range(3)}
     plots._drop_crowded_labels(fig, labels, keep={2})
     assert [t.get_text() for t in ax.texts] == ["label 2"]
+    plt.close("all")
+
+
+def _log_axes(low: float, high: float) -> tuple[plt.Figure, plt.Axes]:
+    fig, ax = plt.subplots()
+    ax.plot([low, high], [1, 2])
+    ax.set(xscale="log", title="t", xlabel="x (bytes)", ylabel="y")
+    return fig, ax
+
+
+def test_the_check_finds_unreadable_log_ticks_and_readable_log_ticks_fixes_them():
+    # matplotlib's own labels inside one decade: 2×10^1, 3×10^1, 4×10^1 in mathtext.
+    fig, ax = _log_axes(15, 45)
+    assert plots.check_figure(fig) == [
+        "axes 1: log x-axis ticks in powers of ten notation: '$\\\\mathdefault{2\\\\times10^{1}}$'"
+    ]
+    plots.readable_log_ticks(ax)
+    assert plots.check_figure(fig) == []  # draws the figure: tick labels are set on drawing
+    assert [t.get_text() for t in plots._shown_tick_labels(ax.xaxis)] == ["20", "30"]
+    # One labelled tick gives no scale.
+    fig, ax = _log_axes(15, 45)
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([20]))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter(["20"]))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    assert plots.check_figure(fig) == ["axes 1: log x-axis has 1 labelled tick(s), needs 2"]
+    # Many decades: a label per decade in plain numbers.
+    fig, ax = _log_axes(5, 2e6)
+    plots.readable_log_ticks(ax)
+    assert plots.check_figure(fig) == []
+    labels = [t.get_text() for t in plots._shown_tick_labels(ax.xaxis)]
+    assert labels == ["10", "100", "1k", "10k", "100k", "1M"]
+    # Crowded labels are found too.
+    fig, ax = _log_axes(1, 1e4)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f} bytes"))
+    fig.set_size_inches(3, 2)
+    assert "axes 1: log x-axis tick labels overlap" in plots.check_figure(fig)
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "value, text", [(20, "20"), (1500, "1.5k"), (2e6, "2M"), (0.02, "0.02"), (1000, "1k")]
+)
+def test_plain_numbers_by_hand(value, text):
+    assert plots._plain_number(value) == text
+
+
+def test_readable_log_ticks_refuses_a_linear_axis_and_a_bad_name():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="the y-axis is not logarithmic"):
+        plots.readable_log_ticks(ax, "y")
+    with pytest.raises(ValueError, match="which must be 'x', 'y' or 'both', got 'z'"):
+        plots.readable_log_ticks(ax, "z")
     plt.close("all")

@@ -1035,3 +1035,60 @@ def test_wrap_markdown_reflows_prose_and_lists_only():
     assert "| " + "c" * 150 + " |" in lines and lines[-1] == "short"
     fenced = "```\n" + "q" * 130 + "\n```"
     assert report.wrap_markdown(fenced) == fenced
+
+
+def _cells(widths: list[int]) -> list[str]:
+    """One row whose cells are as wide as ``widths`` (headers are one letter each)."""
+    return ["x" * w for w in widths]
+
+
+def test_a_wide_table_splits_into_tables_of_at_most_100_characters_by_hand():
+    # widths 10, 40, 40, 40: 10+2+40+2+40 = 94 fits, a third 40 makes 136.
+    table = report.Table(["k", "a", "b", "c"], [_cells([10, 40, 40, 40])])
+    assert table.column_groups() == ([[0, 1, 2], [0, 3]], [])
+    chosen = report.Table(["k", "a", "b", "c"], [_cells([10, 40, 40, 40])], summary=["c"])
+    assert chosen.column_groups() == ([[0, 1, 3], [0, 2]], [])  # c first, then a still fits
+    assert table.column_groups(width=200) == ([[0, 1, 2, 3]], [])
+    # 10 + 2 + 88 = 100 fits exactly; 89 does not and becomes a note.
+    edge = report.Table(["k", "a", "b"], [_cells([10, 88, 89])])
+    assert edge.column_groups() == ([[0, 1]], [2])
+
+
+def test_a_wide_tables_html_is_a_summary_plus_collapsed_details_by_hand():
+    row = ["k1", "a" * 50, "b" * 50, "n" * 99]
+    html_text = report.Table(["key", "A", "B", "note"], [row])._repr_html_()
+    assert html_text == (
+        "<table><thead><tr><th>key</th><th>A</th></tr></thead><tbody>"
+        f"<tr><td>k1</td><td>{'a' * 50}</td></tr></tbody></table>"
+        "<details><summary>more columns: B, note</summary>"
+        "<table><thead><tr><th>key</th><th>B</th></tr></thead><tbody>"
+        f"<tr><td>k1</td><td>{'b' * 50}</td></tr></tbody></table>"
+        f"<p><b>note</b></p><ul><li><b>k1</b>: {'n' * 99}</li></ul></details>"
+    )
+
+
+def test_two_key_columns_start_every_detail_table():
+    table = report.Table(["nb", "v", "a", "b"], [_cells([5, 5, 50, 50])], keys=2)
+    assert table.column_groups() == ([[0, 1, 2], [0, 1, 3]], [])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"summary": ["zz"]}, "summary columns ['zz'] are not among ['a', 'b']"),
+        ({"keys": 0}, "keys=0: need 1 to 2 leading key columns"),
+        ({"keys": 3}, "keys=3: need 1 to 2 leading key columns"),
+    ],
+)
+def test_table_refuses_unknown_summary_columns_and_bad_keys(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        report.Table(["a", "b"], [["1", "2"]], **kwargs)
+    assert str(err.value) == message
+
+
+def test_variants_table_keeps_the_variant_beside_a_leading_column():
+    base = make_result("base")
+    table = report.variants_table([(base, base)], first=("notebook", ["02_pruning"]))
+    assert table.keys == 2 and table.headers[:2] == ["notebook", "variant"]
+    assert table.summary == ["variant", "accuracy %", "Δ points", "gzip ratio", "speed-up"]
+    assert report.variants_table([(base, base)]).keys == 1
