@@ -294,14 +294,17 @@ def probe_throughput(
     policy: str,
     data: Dataset,
     batch_size: int = 32,
-    steps: int = 3,
-    warmup_steps: int = 1,
+    steps: int = 5,
+    warmup_steps: int = 2,
 ) -> float:
     """Training images per second of a fresh model under ``policy``, over a few small batches.
 
     A quick look (seconds, not epochs) that decides whether a full training run under the
     policy is affordable on this machine. Small batches keep it quick even where a policy is
-    emulated hundreds of times slower. Not cached: it is cheap, and it is about now.
+    emulated hundreds of times slower. The speed is that of the median batch: a float32
+    batch of the seed CNN takes milliseconds, so one batch delayed by the machine (another
+    process, a page fault) would otherwise make float32 look several times slower and let an
+    emulated policy through to hours of training. Not cached: it is cheap, and it is about now.
 
     Raises:
         ValueError: unknown policy, or too few training images for the batches asked for.
@@ -312,7 +315,7 @@ def probe_throughput(
         raise ValueError(f"the probe needs {needed} training images, got {len(data.x_train)}")
     set_seeds(config.SEED)
     model = compile_model(build_for_policy(model_name, policy))
-    seconds = 0.0
+    seconds = []
     with policy_scope(policy, warn=False):
         for i in range(steps + warmup_steps):
             x = data.x_train[i * batch_size : (i + 1) * batch_size]
@@ -320,8 +323,8 @@ def probe_throughput(
             start = time.perf_counter()
             model.train_on_batch(x, y)
             if i >= warmup_steps:  # the first batches trace the graph and allocate memory
-                seconds += time.perf_counter() - start
-    return steps * batch_size / seconds
+                seconds.append(time.perf_counter() - start)
+    return batch_size / float(np.median(seconds))
 
 
 def affordable_policies(

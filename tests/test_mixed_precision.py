@@ -211,10 +211,26 @@ def test_bench_command_writes_a_result_file(tmp_root, tmp_path, monkeypatch):
 def test_probe_measures_a_positive_throughput_and_refuses_too_little_data(tiny_data):
     speed = mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=16)
     assert speed > 0
-    with pytest.raises(ValueError, match="needs 6400 training images"):
+    with pytest.raises(ValueError, match="needs 11200 training images"):  # 1600 x (5 + 2)
         mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=1600)
     with pytest.raises(ValueError, match="valid policies"):
         mixed_precision.probe_throughput("seed_cnn", "float8", tiny_data)
+
+
+def test_probe_takes_the_median_batch_so_one_delayed_batch_does_not_count(tiny_data, monkeypatch):
+    """A fake clock: the warm-up batches take 5 s, then 0.01 s each, one of them 1 s."""
+    durations = iter([5.0, 5.0, 0.01, 0.01, 1.0, 0.01, 0.01])
+    clock = [0.0]
+
+    class FakeModel:
+        def train_on_batch(self, x, y):
+            clock[0] += next(durations)
+
+    monkeypatch.setattr(mixed_precision, "compile_model", lambda model, *a, **k: FakeModel())
+    monkeypatch.setattr(mixed_precision, "build_for_policy", lambda name, policy: None)
+    monkeypatch.setattr(mixed_precision.time, "perf_counter", lambda: clock[0])
+    speed = mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=16)
+    assert speed == pytest.approx(16 / 0.01)  # a mean would give 16 / 0.208 = 77 images/s
 
 
 def test_affordable_policies_keeps_float32_and_drops_what_is_over_the_limit(tiny_data, monkeypatch):
