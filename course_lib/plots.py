@@ -6,7 +6,9 @@ save it; axes are labelled with units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import matplotlib
 import matplotlib.axes
@@ -51,7 +53,7 @@ def use_course_style() -> None:
 
 
 def _in_notebook() -> None:
-    """In an IPython kernel: retina PNGs, and the figure check before figures are shown."""
+    """In an IPython kernel: retina PNGs, and the figure check on every figure shown."""
     try:
         from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -61,17 +63,25 @@ def _in_notebook() -> None:
     if shell is None or not hasattr(shell, "kernel"):
         return
     set_matplotlib_formats("retina")
-    callbacks = shell.events.callbacks["post_execute"]
-    if _report_open_figures not in callbacks:
-        callbacks.insert(0, _report_open_figures)  # before the inline backend shows them
+    formatter = shell.display_formatter.formatters["image/png"]
+    draw = formatter.lookup_by_type(matplotlib.figure.Figure)
+    formatter.for_type(matplotlib.figure.Figure, _checked(draw))
 
 
-def _report_open_figures() -> None:
-    import sys
+def _checked(draw: Callable[..., Any]) -> Callable[..., Any]:
+    """``draw`` (the kernel's PNG formatter of figures) with :func:`check_figure` first: every
+    way a figure reaches a cell's output (``plt.show()``, ``display(fig)``, the figures a cell
+    leaves open) passes through it. Its problems go to stderr as ``figure check: ...``."""
+    if getattr(draw, "checks_figures", False):
+        return draw
 
-    for number in plt.get_fignums():
-        for problem in check_figure(plt.figure(number)):
+    def checked(fig: plt.Figure, *args: Any, **kwargs: Any) -> Any:
+        for problem in check_figure(fig):
             print(f"figure check: {problem}", file=sys.stderr)
+        return draw(fig, *args, **kwargs)
+
+    checked.checks_figures = True  # type: ignore[attr-defined]
+    return checked
 
 
 def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text]]:
@@ -180,6 +190,14 @@ def _log_tick_problems(ax: matplotlib.axes.Axes, renderer: RendererBase) -> list
         if axis.get_scale() != "log":
             continue
         labels = _shown_tick_labels(axis)
+        siblings = getattr(ax, f"get_shared_{which}_axes")().get_siblings(ax)
+        shown_beside = [
+            len(_shown_tick_labels(getattr(other, f"{which}axis")))
+            for other in siblings
+            if other is not ax
+        ]
+        if not labels and any(n >= 2 for n in shown_beside):  # sharey: labelled beside it
+            continue
         if len(labels) < 2:
             problems.append(f"log {which}-axis has {len(labels)} labelled tick(s), needs 2")
         raw = [t.get_text() for t in labels if "\\times" in t.get_text() or "^{" in t.get_text()]

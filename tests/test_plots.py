@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -171,6 +173,21 @@ def test_the_check_finds_unreadable_log_ticks_and_readable_log_ticks_fixes_them(
     plt.close("all")
 
 
+def test_a_shared_log_axis_is_labelled_once():
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for ax in axes:
+        ax.plot([1, 2], [15, 450])
+        ax.set(yscale="log", title="t", xlabel="x", ylabel="y (µs)")
+        plots.readable_log_ticks(ax, "y")
+    assert plots.check_figure(fig) == []  # the right axes shows no labels: the left one does
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.NullFormatter())
+    assert plots.check_figure(fig) == [
+        "axes 1: log y-axis has 0 labelled tick(s), needs 2",
+        "axes 2: log y-axis has 0 labelled tick(s), needs 2",
+    ]
+    plt.close("all")
+
+
 @pytest.mark.parametrize(
     "value, text", [(20, "20"), (1500, "1.5k"), (2e6, "2M"), (0.02, "0.02"), (1000, "1k")]
 )
@@ -185,3 +202,41 @@ def test_readable_log_ticks_refuses_a_linear_axis_and_a_bad_name():
     with pytest.raises(ValueError, match="which must be 'x', 'y' or 'both', got 'z'"):
         plots.readable_log_ticks(ax, "z")
     plt.close("all")
+
+
+def test_checked_draw_reports_a_figures_problems_then_draws_it(capsys):
+    drawn = []
+    checked = plots._checked(lambda fig, **kw: drawn.append((fig, kw)) or "png")
+    assert plots._checked(checked) is checked  # wrapping twice checks once
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert checked(fig, base64=True) == "png" and drawn == [(fig, {"base64": True})]
+    assert "figure check: axes 1 has no title\n" in capsys.readouterr().err
+    ax.set(title="t", xlabel="x", ylabel="y")
+    checked(fig)
+    assert capsys.readouterr().err == ""
+    plt.close("all")
+
+
+def test_a_kernel_checks_figures_shown_with_plt_show_and_left_open(tmp_path):
+    """In a real kernel, as the notebooks run: plt.show() and a figure a cell leaves open
+    both pass the check (plt.show() closes the figure before the cell ends)."""
+    import nbclient
+    import nbformat
+
+    setup = (
+        "from course_lib import plots\nimport matplotlib.pyplot as plt\nplots.use_course_style()"
+    )
+    bad = "fig, ax = plt.subplots()\nax.plot([0, 1], [0, 1])"
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in (setup, bad + "\nplt.show()", bad)]
+    )
+    # As JupyterLab starts it: the inline backend (conftest sets Agg for the tests), no pytest.
+    hidden = ("MPLBACKEND", "PYTEST_CURRENT_TEST")
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3")
+    client.execute(cwd=str(tmp_path), env=env)
+    for cell in nb.cells[1:]:
+        errors = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+        assert "figure check: axes 1 has no title" in errors
+        assert any("image/png" in o.get("data", {}) for o in cell.outputs)
