@@ -51,6 +51,8 @@ CSS = """\
 div.cell_output, div.output, .bd-article table { overflow-x: auto; max-width: 100%; }
 div.cell_output pre, div.output pre { white-space: pre; overflow-x: auto; }
 .bd-article img { max-width: 100%; height: auto; }
+/* Result tables hold up to 100 characters per row: smaller text fits them in the column. */
+div.cell_output table { font-size: 0.85em; }
 details.exercise-help { margin: 0.5em 0 1em; }
 details.exercise-help summary { cursor: pointer; font-weight: 600; }
 """
