@@ -8,8 +8,8 @@ the TensorFlow Model Optimization Toolkit needs, and then imports TensorFlow::
     course_lib.setup()
 
 Modules, lowest layer first (a module only imports modules of lower layers; see
-``tests/test_layers.py``): ``config``, ``atomic``, ``stats`` -> ``compat`` (tf, keras, tfmot)
--> ``data`` -> ``measure``, ``models`` -> ``training`` -> ``tflite`` -> ``system`` ->
+``tests/test_layers.py``): ``config``, ``atomic``, ``stats`` -> ``memo`` -> ``compat`` (tf,
+keras, tfmot) -> ``data`` -> ``measure``, ``models`` -> ``training`` -> ``tflite`` -> ``system`` ->
 ``report`` -> ``variants`` -> chapter modules -> ``deep_compression``, ``float16``,
 ``guide`` -> ``combined`` -> ``plots`` -> ``exercises``;
 ``runner``, ``readme``, ``bench`` and ``quiet`` are the course's tools on top.

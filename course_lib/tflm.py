@@ -29,10 +29,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from course_lib import memo
 from course_lib.compat import captured_fd2
 from course_lib.tflite import LiteModel, integer_labels, offset_buffers, read_tflite
 
@@ -44,6 +46,9 @@ ARENA_ALIGNMENT = 16
 
 MAX_ARENA_BYTES = 64 << 20
 """The largest arena :func:`min_arena_bytes` tries before deciding the model cannot run."""
+
+RUNTIME_PACKAGE = "tflite-micro"
+"""The package whose version is part of every remembered TFLM answer (see ``cache=``)."""
 
 
 class MicroRuntimeError(RuntimeError):
@@ -198,7 +203,11 @@ def allocates(model: bytes | str | Path, arena_bytes: int) -> bool:
 
 
 def min_arena_bytes(
-    model: bytes | str | Path, step: int = ARENA_ALIGNMENT, guess: int | None = None
+    model: bytes | str | Path,
+    step: int = ARENA_ALIGNMENT,
+    guess: int | None = None,
+    *,
+    cache: bool = False,
 ) -> int:
     """Return the smallest arena, a multiple of ``step`` bytes, in which TFLM prepares ``model``.
 
@@ -222,6 +231,10 @@ def min_arena_bytes(
         raise ValueError(f"step must be >= 1, got {step}")
     content = read_tflite(model)
     _refuse_offset_buffers(content)
+    if cache:
+        key = memo.digest("tflm-min-arena", content, step, memo.package_version(RUNTIME_PACKAGE))
+        found = memo.remembered_json("tflm", key, lambda: min_arena_bytes(content, step, guess))
+        return int(found)  # type: ignore[call-overload]
     with _model_file(content) as path:
         # invariant: ``low`` fails (0: no arena at all), ``high`` allocates
         start = step if guess is None else max(step, -(-int(guess) // step) * step)
@@ -278,6 +291,8 @@ def predict_many(
     x: np.ndarray,
     arena_bytes: int = DEFAULT_ARENA_BYTES,
     processes: int | None = None,
+    *,
+    cache: bool = False,
 ) -> list[np.ndarray]:
     """:meth:`MicroModel.predict` for several models, one model per process at a time.
 
@@ -288,6 +303,9 @@ def predict_many(
     Args:
         processes: worker processes (default: the cores this process may use, at most
             one per model).
+        cache: remember each output under ``artifacts/<mode>/outputs/tflm/``, keyed by the
+            model's bytes, the images, ``arena_bytes`` and the ``tflite-micro`` version
+            (see :mod:`course_lib.memo`); only models with no stored output are run.
 
     Raises:
         MicroRuntimeError: TFLM refused one of the models (see :class:`MicroModel`).
@@ -300,6 +318,17 @@ def predict_many(
         _refuse_offset_buffers(content)  # here, with its message, not inside a worker
     if not contents:
         return []
+    if cache:
+        version = memo.package_version(RUNTIME_PACKAGE)
+        x = np.asarray(x)
+        keys = [memo.digest("tflm-predict", c, x, int(arena_bytes), version) for c in contents]
+        todo = [i for i, k in enumerate(keys) if not memo.is_remembered("tflm", k)]
+        computed = predict_many([contents[i] for i in todo], x, arena_bytes, processes)
+        fresh = dict(zip(todo, computed, strict=True))
+        return [
+            memo.remembered_array("tflm", key, partial(fresh.__getitem__, i))
+            for i, key in enumerate(keys)
+        ]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = min(processes or cores or 1, len(contents))
     with ProcessPoolExecutor(

@@ -10,6 +10,7 @@ from course_lib import config
 
 LAYERS: list[tuple[str, ...]] = [
     ("config", "atomic", "stats", "entropy_coding"),
+    ("memo",),
     ("compat",),
     ("data",),
     ("measure", "models"),

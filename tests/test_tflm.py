@@ -198,3 +198,41 @@ def test_predict_many_gives_each_models_own_outputs(int8_file, tiny_model, tiny_
     assert tflm.predict_many([], x) == []
     with pytest.raises(ValueError, match="processes must be >= 1"):
         tflm.predict_many([int8_file], x, processes=0)
+
+
+def test_cache_gives_the_same_answers_and_runs_only_what_changed(
+    int8_file, tiny_model, tiny_data, tmp_root, monkeypatch
+):
+    other = tflite.convert(
+        tiny_model, "int8", representative_data=tiny_data.x_train[300:320], num_calibration=20
+    )
+    x = tiny_data.x_test[:40]
+    want = [tflm.MicroModel(m).predict(x) for m in (int8_file, other)]
+    exact = tflm.min_arena_bytes(int8_file)
+    found = tflm.predict_many([int8_file, other], x, processes=1, cache=True)
+    assert tflm.min_arena_bytes(int8_file, cache=True) == exact
+    for got, expected in zip(found, want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("ran TFLM although the answer was stored")
+
+    monkeypatch.setattr(tflm, "ProcessPoolExecutor", no_run)
+    monkeypatch.setattr(tflm, "_probe", no_run)
+    again = tflm.predict_many([other, int8_file], x, cache=True)  # any order: keyed by content
+    np.testing.assert_array_equal(again[0], want[1])
+    np.testing.assert_array_equal(again[1], want[0])
+    assert tflm.min_arena_bytes(int8_file, guess=1, cache=True) == exact  # a guess is no key
+    # other images, another arena, another step, another TFLM version: computed again
+    for changed in (
+        lambda: tflm.predict_many([int8_file], x[:39], cache=True),
+        lambda: tflm.predict_many([int8_file], x, arena_bytes=1 << 19, cache=True),
+        lambda: tflm.min_arena_bytes(int8_file, step=32, cache=True),
+    ):
+        with pytest.raises(AssertionError, match="ran TFLM"):
+            changed()
+    monkeypatch.setattr(tflm.memo, "package_version", lambda name: "0.other")
+    with pytest.raises(AssertionError, match="ran TFLM"):
+        tflm.predict_many([int8_file], x, cache=True)
+    with pytest.raises(AssertionError, match="ran TFLM"):
+        tflm.min_arena_bytes(int8_file, cache=True)

@@ -1,0 +1,126 @@
+"""Remember what a runtime computed from a file, keyed by the file's bytes.
+
+Introduced in 07_deployment. Running a model on TFLM's reference kernels over 10,000 test
+images, or searching for its smallest arena, gives the same answer every time for the same
+.tflite bytes, the same inputs and the same runtime version. A second run of a notebook
+need not wait for it again: the answer is stored under ``artifacts/<mode>/outputs/`` in a
+file named by a SHA-256 digest of everything that determines it, so a changed model, other
+images or another runtime version can never be answered from an old entry. Files are
+written atomically, like the model cache (:mod:`course_lib.training`).
+
+Example::
+
+    key = digest("tflm-predict", content, x, runtime_version)
+    outputs = remembered_array("tflm", key, lambda: MicroModel(content).predict(x))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from course_lib import config
+from course_lib.atomic import atomic_path, write_json_atomic
+
+
+def _feed(h: hashlib._Hash, part: object) -> None:
+    """Add one part to the digest, tagged with its kind so no two parts can collide."""
+    if isinstance(part, bool) or part is None:
+        kind, payload = ("bool", str(part).encode()) if part is not None else ("none", b"")
+    elif isinstance(part, int | np.integer):
+        kind, payload = "int", str(int(part)).encode()
+    elif isinstance(part, float | np.floating):
+        kind, payload = "float", repr(float(part)).encode()
+    elif isinstance(part, str):
+        kind, payload = "text", part.encode("utf-8")
+    elif isinstance(part, bytes | bytearray | memoryview):
+        kind, payload = "bytes", bytes(part)
+    elif isinstance(part, np.ndarray):
+        array = np.ascontiguousarray(part)
+        header = f"{array.dtype.str}{array.shape}".encode()
+        kind, payload = "array", header + b"|" + array.tobytes()
+    else:
+        raise TypeError(
+            f"digest parts must be bytes, NumPy arrays, str, int, float, bool or None; "
+            f"got {type(part).__name__}"
+        )
+    h.update(f"{kind}:{len(payload)}:".encode())
+    h.update(payload)
+
+
+def digest(*parts: object) -> str:
+    """Return the SHA-256 hex digest of ``parts`` (bytes, arrays, text, numbers, None).
+
+    Each part is fed with its kind and length, so ``digest("ab", "c")`` differs from
+    ``digest("a", "bc")``, ``digest(1)`` from ``digest("1")``, and an array from the same
+    bytes in another dtype or shape.
+
+    Raises:
+        TypeError: a part of another type (pass ``str(obj)`` or its bytes instead).
+        ValueError: no parts.
+    """
+    if not parts:
+        raise ValueError("digest needs at least one part")
+    h = hashlib.sha256()
+    for part in parts:
+        _feed(h, part)
+    return h.hexdigest()
+
+
+def package_version(name: str) -> str:
+    """The installed version of a package, part of every key (a new runtime recomputes).
+
+    Raises:
+        metadata.PackageNotFoundError: the package is not installed.
+    """
+    return metadata.version(name)
+
+
+def _entry(folder: str, key: str, suffix: str) -> Path:
+    if not folder or "/" in folder or folder.startswith("."):
+        raise ValueError(f"folder must be one plain folder name, got {folder!r}")
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"key must be a 64-character hex digest from digest(), got {key!r}")
+    return config.artifacts_dir("outputs", folder) / f"{key}{suffix}"
+
+
+def remembered_array(folder: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return the array stored under ``key``, or ``compute()`` it, store it and return it.
+
+    Args:
+        folder: a sub-folder of ``artifacts/<mode>/outputs/`` (e.g. "tflm").
+        key: a :func:`digest` of everything that determines the array.
+        compute: called only when nothing is stored under ``key``.
+
+    Raises:
+        ValueError: ``folder`` is not one plain name, ``key`` is not a digest.
+    """
+    path = _entry(folder, key, ".npy")
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    array = np.asarray(compute())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    return array
+
+
+def remembered_json(folder: str, key: str, compute: Callable[[], object]) -> object:
+    """Like :func:`remembered_array` for a JSON value (a number, a list, a dict)."""
+    path = _entry(folder, key, ".json")
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    value = compute()
+    write_json_atomic(value, path)
+    return value
+
+
+def is_remembered(folder: str, key: str, suffix: str = ".npy") -> bool:
+    """Whether something is stored under ``key`` (``suffix`` ".npy" or ".json")."""
+    if suffix not in (".npy", ".json"):
+        raise ValueError(f"suffix must be '.npy' or '.json', got {suffix!r}")
+    return _entry(folder, key, suffix).exists()
