@@ -30,7 +30,7 @@ course: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m course_lib.quiet >/dev/null
 	COURSE_FAST=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest --nbval-lax \
-		--nbval-cell-timeout=900 --durations=10 -n 2 --dist loadgroup tests notebooks
+		--nbval-cell-timeout=900 --durations=10 -n 2 tests notebooks
 
 lab: $(STAMP)
 	$(BIN)/python -m course_lib.quiet

@@ -88,23 +88,11 @@ def test_generated_and_cached_files_are_git_ignored():
 def test_make_test_keeps_the_notebooks_on_one_worker_in_course_order():
     makefile = (ROOT / "Makefile").read_text()
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
-    assert "-n 2" in test_recipe and "--dist loadgroup" in test_recipe
+    assert "-n 2" in test_recipe
     from tests import conftest
 
-    class Item:
-        def __init__(self, nodeid):
-            self.nodeid, self.marks = nodeid, []
-
-        def add_marker(self, mark):
-            self.marks.append(mark)
-
-    items = [
-        Item("tests/test_memo.py::test_x"),
-        Item("notebooks/07_deployment.ipynb::Cell 3"),
-        Item("notebooks/00_setup_and_tour.ipynb::Cell 0"),
-    ]
-    conftest.pytest_collection_modifyitems(None, items)
-    assert items[0].marks == []
-    for item in items[1:]:
-        (mark,) = item.marks
-        assert mark.name == "xdist_group" and mark.args == ("notebooks",)
+    scope = conftest.notebook_or_file
+    assert scope("notebooks/07_deployment.ipynb::Cell 3") == "notebooks"
+    assert scope("notebooks/00_setup_and_tour.ipynb::Cell 0") == "notebooks"
+    assert scope("tests/test_memo.py::test_x[a::b]") == "tests/test_memo.py"
+    assert scope("tests/test_tflm.py::test_y") == "tests/test_tflm.py"
