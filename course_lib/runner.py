@@ -232,6 +232,14 @@ def _cached_models(mode: str) -> set[str]:
     return {p.name for p in config.artifacts_dir("models", for_mode=mode).iterdir()}
 
 
+def _cached_work(mode: str) -> set[str]:
+    """Trained models plus the answers :mod:`course_lib.memo` remembered (07's TFLM runs):
+    a run that adds either did the slow work itself, so its time is not a cached time."""
+    outputs = config.artifacts_dir("outputs", for_mode=mode)
+    remembered = {str(p.relative_to(outputs)) for p in outputs.glob("*/*") if p.is_file()}
+    return _cached_models(mode) | {f"outputs/{name}" for name in remembered}
+
+
 @contextlib.contextmanager
 def _environ(name: str, value: str | None) -> Iterator[None]:
     """Set (or, with None, leave alone) an environment variable for a block, then restore it."""
@@ -321,7 +329,7 @@ def _run_one(
         ``(seconds or None if it failed, whether it trained a model)``.
     """
     mode = "fast" if fast else "full"
-    before = _cached_models(mode)
+    before = _cached_work(mode)
     cells = sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
     notebook_start = time.perf_counter()
 
@@ -345,11 +353,12 @@ def _run_one(
     except OSError as err:
         progress.finish(index, cells, None, f"could not save the executed notebook: {err}; ")
         return None, False
-    trained = bool(_cached_models(mode) - before)
+    trained = bool(_cached_work(mode) - before)
     if record:
         key = f"{mode}_s" if trained else f"{mode}_cached_s"
         report.record_timing(path.stem, **{key: round(seconds, 1)})
-    progress.finish(index, cells, seconds, "trained models; " if trained else "from cache; ")
+    note = "trained or computed; " if trained else "from cache; "
+    progress.finish(index, cells, seconds, note)
     return seconds, trained
 
 
@@ -372,7 +381,7 @@ def _run_course(names: list[str] | None, fast: bool, time_only: bool) -> int:
     if not fast:
         # 00 shows the course map with this run's timings, so it runs last.
         paths = sorted(paths, key=lambda p: (p.stem.startswith("00_"), p.stem))
-    first_run = not _cached_models(mode)
+    first_run = not _cached_work(mode)
     progress = Progress(paths, mode, first_run)
     print(
         f"Running {len(paths)} notebook(s) in {mode} mode"

@@ -183,3 +183,22 @@ def test_progress_estimates_time_left_from_recorded_times(tmp_root):
     report_mod.record_timing("01_a", fast_s=1.0)
     unknown = runner.Progress([paths[0], tmp_root / "notebooks" / "03_c.ipynb"], "full", True)
     assert unknown._left(0, 1.0) == "time left unknown"
+
+
+def test_a_run_that_fills_the_output_store_is_not_a_cached_run(tmp_root):
+    path = tmp_root / "notebooks" / "01_tflm.ipynb"
+    computes_once = (  # no model: only an answer remembered by course_lib.memo, as in 07
+        "import os, pathlib\n"
+        "root = pathlib.Path(os.environ['COURSE_ROOT'])\n"
+        "entry = root / 'artifacts/full/outputs/tflm' / ('0' * 64 + '.json')\n"
+        "entry.parent.mkdir(parents=True, exist_ok=True)\n"
+        "if not entry.exists():\n"
+        "    entry.write_text('4096')\n"
+    )
+    nbformat.write(_notebook(computes_once), path)
+    timings = tmp_root / "results" / "timings.json"
+    assert runner.main(["01_tflm"]) == 0
+    assert set(json.loads(timings.read_text())["notebooks"]["01_tflm"]) >= {"full_s"}
+    assert "full_cached_s" not in json.loads(timings.read_text())["notebooks"]["01_tflm"]
+    assert runner.main(["01_tflm"]) == 0  # the answer is stored now: a cached run
+    assert "full_cached_s" in json.loads(timings.read_text())["notebooks"]["01_tflm"]
