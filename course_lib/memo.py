@@ -27,6 +27,9 @@ import numpy as np
 from course_lib import config
 from course_lib.atomic import atomic_path, write_json_atomic
 
+OUTPUTS = "outputs"
+"""The folder of ``artifacts/<mode>/`` that holds every remembered answer."""
+
 
 def _feed(h: hashlib._Hash, part: object) -> None:
     """Add one part to the digest, tagged with its kind so no two parts can collide."""
@@ -86,7 +89,7 @@ def _entry(folder: str, key: str, suffix: str) -> Path:
         raise ValueError(f"folder must be one plain folder name, got {folder!r}")
     if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise ValueError(f"key must be a 64-character hex digest from digest(), got {key!r}")
-    return config.artifacts_dir("outputs", folder) / f"{key}{suffix}"
+    return config.artifacts_dir(OUTPUTS, folder) / f"{key}{suffix}"
 
 
 def remembered_array(folder: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -117,6 +120,12 @@ def remembered_json(folder: str, key: str, compute: Callable[[], object]) -> obj
     value = compute()
     write_json_atomic(value, path)
     return value
+
+
+def remembered(for_mode: str | None = None) -> set[str]:
+    """Every stored answer, as ``"<folder>/<file>"`` (the runner tells first runs by it)."""
+    outputs = config.artifacts_dir(OUTPUTS, for_mode=for_mode)
+    return {str(p.relative_to(outputs)) for p in outputs.glob("*/*") if p.is_file()}
 
 
 def is_remembered(folder: str, key: str, suffix: str = ".npy") -> bool:

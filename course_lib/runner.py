@@ -39,7 +39,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from course_lib import config, report, system
+from course_lib import config, memo, report, system
 from course_lib.atomic import write_bytes_atomic
 
 STAMP_KEY = "course"
@@ -235,9 +235,7 @@ def _cached_models(mode: str) -> set[str]:
 def _cached_work(mode: str) -> set[str]:
     """Trained models plus the answers :mod:`course_lib.memo` remembered (07's TFLM runs):
     a run that adds either did the slow work itself, so its time is not a cached time."""
-    outputs = config.artifacts_dir("outputs", for_mode=mode)
-    remembered = {str(p.relative_to(outputs)) for p in outputs.glob("*/*") if p.is_file()}
-    return _cached_models(mode) | {f"outputs/{name}" for name in remembered}
+    return _cached_models(mode) | {f"{memo.OUTPUTS}/{name}" for name in memo.remembered(mode)}
 
 
 @contextlib.contextmanager

@@ -105,3 +105,12 @@ def test_package_version_is_the_installed_one():
     import numpy
 
     assert memo.package_version("numpy") == numpy.__version__
+
+
+def test_remembered_lists_every_stored_answer_by_folder_and_file(tmp_root):
+    assert memo.remembered() == set()
+    a, b = memo.digest("a"), memo.digest("b")
+    memo.remembered_array("tflm", a, lambda: np.zeros(2))
+    memo.remembered_json("other", b, lambda: 3)
+    assert memo.remembered() == {f"tflm/{a}.npy", f"other/{b}.json"}
+    assert memo.remembered("fast") == set()  # each mode has its own store
