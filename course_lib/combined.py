@@ -358,7 +358,8 @@ def train_pipeline(
 def _convert_last(model: keras.Model, stages: Sequence[Stage], data: Dataset) -> bytes:
     last = stages[-1].name
     kind = "int8" if last in QUANT_STAGES else "float32"
-    return convert(model, kind, representative_data=data.x_train if last == "ptq" else None)
+    calibration = data.x_train if last == "ptq" else None
+    return convert(model, kind, representative_data=calibration, cache=True)
 
 
 def run_pipeline(

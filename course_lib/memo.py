@@ -1,6 +1,8 @@
 """Remember what a runtime computed from a file, keyed by the file's bytes.
 
-Introduced in 07_deployment. Running a model on TFLM's reference kernels over 10,000 test
+Introduced in 01_baseline, where the course's measuring helpers remember each .tflite
+conversion (:func:`course_lib.tflite.convert` with ``cache=True``), and used again in
+07_deployment. Running a model on TFLM's reference kernels over 10,000 test
 images, or searching for its smallest arena, gives the same answer every time for the same
 .tflite bytes, the same inputs and the same runtime version. A second run of a notebook
 need not wait for it again: the answer is stored under ``artifacts/<mode>/outputs/`` in a
@@ -25,10 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from course_lib import config
-from course_lib.atomic import atomic_path, write_json_atomic
+from course_lib.atomic import atomic_path, write_bytes_atomic, write_json_atomic
 
 OUTPUTS = "outputs"
 """The folder of ``artifacts/<mode>/`` that holds every remembered answer."""
+SUFFIXES = (".npy", ".json", ".bin")
+"""The file kinds of stored answers: arrays, JSON values, raw bytes."""
 
 
 def _feed(h: hashlib._Hash, part: object) -> None:
@@ -122,6 +126,16 @@ def remembered_json(folder: str, key: str, compute: Callable[[], object]) -> obj
     return value
 
 
+def remembered_bytes(folder: str, key: str, compute: Callable[[], bytes]) -> bytes:
+    """Like :func:`remembered_array` for raw bytes (e.g. a converted .tflite file)."""
+    path = _entry(folder, key, ".bin")
+    if path.exists():
+        return path.read_bytes()
+    content = bytes(compute())
+    write_bytes_atomic(content, path)
+    return content
+
+
 def remembered(for_mode: str | None = None) -> set[str]:
     """Every stored answer, as ``"<folder>/<file>"`` (the runner tells first runs by it)."""
     outputs = config.artifacts_dir(OUTPUTS, for_mode=for_mode)
@@ -129,7 +143,7 @@ def remembered(for_mode: str | None = None) -> set[str]:
 
 
 def is_remembered(folder: str, key: str, suffix: str = ".npy") -> bool:
-    """Whether something is stored under ``key`` (``suffix`` ".npy" or ".json")."""
-    if suffix not in (".npy", ".json"):
-        raise ValueError(f"suffix must be '.npy' or '.json', got {suffix!r}")
+    """Whether something is stored under ``key`` (``suffix`` ".npy", ".json" or ".bin")."""
+    if suffix not in SUFFIXES:
+        raise ValueError(f"suffix must be one of {', '.join(map(repr, SUFFIXES))}, got {suffix!r}")
     return _entry(folder, key, suffix).exists()

@@ -296,6 +296,7 @@ def probe_throughput(
     batch_size: int = 32,
     steps: int = 5,
     warmup_steps: int = 2,
+    decided_below: float | None = None,
 ) -> float:
     """Training images per second of a fresh model under ``policy``, over a few small batches.
 
@@ -306,24 +307,37 @@ def probe_throughput(
     process, a page fault) would otherwise make float32 look several times slower and let an
     emulated policy through to hours of training. Not cached: it is cheap, and it is about now.
 
+    With ``decided_below`` (images/s), the probe stops as soon as more than half of the
+    ``steps`` timed batches ran slower than that: the median of all of them would be slower
+    too, whatever the other batches do. It then returns the median of the batches it timed.
+    This spares a policy emulated hundreds of times slower its last batches (seconds each).
+
     Raises:
-        ValueError: unknown policy, or too few training images for the batches asked for.
+        ValueError: unknown policy, too few training images for the batches asked for, or
+            ``decided_below`` not positive.
     """
     _check_policy(policy)
     needed = batch_size * (steps + warmup_steps)
     if len(data.x_train) < needed:
         raise ValueError(f"the probe needs {needed} training images, got {len(data.x_train)}")
+    if decided_below is not None and not decided_below > 0:
+        raise ValueError(f"decided_below must be a positive speed, got {decided_below!r}")
     set_seeds(config.SEED)
     model = compile_model(build_for_policy(model_name, policy))
-    seconds = []
+    seconds: list[float] = []
     with policy_scope(policy, warn=False):
         for i in range(steps + warmup_steps):
             x = data.x_train[i * batch_size : (i + 1) * batch_size]
             y = data.y_train[i * batch_size : (i + 1) * batch_size]
             start = time.perf_counter()
             model.train_on_batch(x, y)
-            if i >= warmup_steps:  # the first batches trace the graph and allocate memory
-                seconds.append(time.perf_counter() - start)
+            if i < warmup_steps:  # the first batches trace the graph and allocate memory
+                continue
+            seconds.append(time.perf_counter() - start)
+            if decided_below is not None:
+                slow = sum(batch_size / s < decided_below for s in seconds)
+                if slow > steps // 2:  # a majority of all `steps` batches: the median is slow
+                    break
     return batch_size / float(np.median(seconds))
 
 
@@ -348,7 +362,7 @@ def affordable_policies(
         for policy in policies:
             if policy == "float32":
                 continue
-            speed = probe_throughput(name, policy, data)
+            speed = probe_throughput(name, policy, data, decided_below=base / limit)
             trained = speed * limit >= base
             probes.append(
                 {

@@ -27,6 +27,7 @@ from course_lib import config
 from course_lib.atomic import write_bytes_atomic
 from course_lib.compat import keras, tf
 from course_lib.measure import LatencyStats, as_bytes, time_calls
+from course_lib.memo import digest, package_version, remembered_bytes
 
 CONVERSIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 """The conversion kinds :func:`convert` accepts."""
@@ -59,6 +60,18 @@ def _check_finite(x: np.ndarray, what: str) -> None:
         )
 
 
+def calibration_indices(count: int, num_samples: int, seed: int = config.SEED) -> np.ndarray:
+    """The images :func:`representative_dataset` yields: a seeded choice of ``num_samples``
+    distinct indices out of ``count``.
+
+    Raises:
+        ValueError: ``num_samples`` out of range.
+    """
+    if not 1 <= num_samples <= count:
+        raise ValueError(f"num_samples must be in 1..{count}, got {num_samples}")
+    return np.random.default_rng(seed).choice(count, size=num_samples, replace=False)
+
+
 def representative_dataset(
     x: np.ndarray,
     num_samples: int = 100,
@@ -82,9 +95,7 @@ def representative_dataset(
     """
     if input_shape is not None:
         _check_images(x, tuple(input_shape), "representative data")
-    if not 1 <= num_samples <= len(x):
-        raise ValueError(f"num_samples must be in 1..{len(x)}, got {num_samples}")
-    idx = np.random.default_rng(seed).choice(len(x), size=num_samples, replace=False)
+    idx = calibration_indices(len(x), num_samples, seed)
 
     def generator() -> Iterator[list[np.ndarray]]:
         for i in idx:
@@ -104,6 +115,7 @@ def convert(
     representative_data: np.ndarray | None = None,
     num_calibration: int = 100,
     sparse_format: bool = False,
+    cache: bool = False,
 ) -> bytes:
     """Convert a Keras model to a .tflite flatbuffer.
 
@@ -119,6 +131,12 @@ def convert(
         num_calibration: how many of those images the converter sees.
         sparse_format: add ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (stores sparse weights in a
             sparse format that XNNPACK can use for some ops; see chapter 02).
+        cache: remember the file under a digest of everything the converter sees
+            (:func:`conversion_key`), in ``artifacts/<mode>/outputs/tflite/``; the same
+            model, settings and package versions then give the stored bytes without
+            converting again. The converter is deterministic: the same input gives the same
+            bytes (a test checks it), so the stored file is the file a conversion would make.
+            The course's measuring helpers pass ``cache=True``.
 
     Returns:
         The .tflite file contents.
@@ -148,6 +166,61 @@ def convert(
             calibration = representative_dataset(
                 representative_data, num_calibration, tuple(model.input_shape)
             )
+    if cache:
+        images = None
+        if calibration is not None and representative_data is not None:
+            images = representative_data[
+                calibration_indices(len(representative_data), num_calibration)
+            ]
+        key = conversion_key(model, kind, images, sparse_format)
+        if key is not None:
+            return remembered_bytes(
+                "tflite", key, lambda: _convert(model, kind, qat, calibration, sparse_format)
+            )
+    return _convert(model, kind, qat, calibration, sparse_format)
+
+
+CONVERSION_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization")
+"""Packages whose versions are part of every conversion's key (a new converter converts)."""
+
+
+def conversion_key(
+    model: keras.Model,
+    kind: str,
+    calibration_images: np.ndarray | None = None,
+    sparse_format: bool = False,
+) -> str | None:
+    """A digest of everything that decides what the converter makes of ``model``: its
+    architecture (``to_json``, layer names and wrappers included), every weight (trainable or
+    not: pruning masks, QAT ranges, cluster centroids), the conversion settings, the images
+    it calibrates with and the versions of ``CONVERSION_PACKAGES``. None when the model
+    cannot describe itself as JSON (a layer without ``get_config``): it is then never
+    cached.
+    """
+    try:
+        architecture = model.to_json()
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+    weights = [np.asarray(w) for w in model.get_weights()]
+    return digest(
+        "tflite.convert",
+        architecture,
+        len(weights),
+        *weights,
+        kind,
+        calibration_images,
+        sparse_format,
+        *(package_version(name) for name in CONVERSION_PACKAGES),
+    )
+
+
+def _convert(
+    model: keras.Model,
+    kind: str,
+    qat: bool,
+    calibration: Callable[[], Iterator[list[np.ndarray]]] | None,
+    sparse_format: bool,
+) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     optimizations = []
     if kind != "float32" or qat:

@@ -115,6 +115,9 @@ def convert_and_measure(
 ) -> Result:
     """Convert a Keras model with :func:`course_lib.tflite.convert`, then :func:`measure_tflite`.
 
+    The conversion is remembered by content (``cache=True``): a second run with the same
+    model and settings reads the same bytes back instead of converting again.
+
     Shown in 01_baseline (convert, write the file, run it with LiteRT, by hand).
 
     For ``int8`` / ``int16x8`` the calibration images default to ``data.x_train``. The
@@ -124,7 +127,11 @@ def convert_and_measure(
     if kind in ("int8", "int16x8") and representative_data is None:
         representative_data = data.x_train
     content = convert(
-        keras_model, kind, representative_data=representative_data, sparse_format=sparse_format
+        keras_model,
+        kind,
+        representative_data=representative_data,
+        sparse_format=sparse_format,
+        cache=True,
     )
     return measure_tflite(
         content,

@@ -204,12 +204,15 @@ def test_the_ptq_stage_calibrates_on_training_images(tiny_model, tiny_data, monk
     monkeypatch.setattr(
         combined,
         "convert",
-        lambda model, kind, representative_data=None: seen.append((kind, representative_data)),
+        lambda model, kind, representative_data=None, cache=False: seen.append(
+            (kind, representative_data, cache)
+        ),
     )
     combined._convert_last(tiny_model, [Stage("prune", sparsity=0.5), Stage("ptq")], tiny_data)
     combined._convert_last(tiny_model, [Stage("prune", sparsity=0.5)], tiny_data)
     assert seen[0][0] == "int8" and seen[0][1] is tiny_data.x_train
-    assert seen[1] == ("float32", None)
+    assert seen[1] == ("float32", None, True)  # remembered by content (tflite.convert)
+    assert seen[0][2] is True
 
 
 def test_run_pipeline_keeps_sparsity_and_clusters_in_the_file(tmp_root, tiny_data):
@@ -593,7 +596,9 @@ def test_convert_last_uses_int8_for_every_quantization_stage(monkeypatch, tiny_d
     monkeypatch.setattr(
         combined,
         "convert",
-        lambda m, kind, representative_data=None: seen.append((kind, representative_data)),
+        lambda m, kind, representative_data=None, cache=False: seen.append(
+            (kind, representative_data)
+        ),
     )
     for last in ("qat", "pqat", "cqat", "pcqat", "cluster"):
         combined._convert_last("m", [Stage(last)], tiny_data)

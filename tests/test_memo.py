@@ -72,6 +72,18 @@ def test_a_json_answer_is_computed_once_then_read_back(tmp_root):
     assert memo.is_remembered("unit", key, ".json") and not memo.is_remembered("unit", key)
 
 
+def test_bytes_are_computed_once_then_read_back(tmp_root):
+    calls = []
+    key = memo.digest("tflite", b"model")
+    for _ in range(2):
+        content = memo.remembered_bytes("unit", key, lambda: calls.append(1) or b"TFL3\x00\x01")
+        assert content == b"TFL3\x00\x01" and isinstance(content, bytes)
+    assert calls == [1]
+    path = config.artifacts_dir("outputs", "unit") / f"{key}.bin"
+    assert path.read_bytes() == b"TFL3\x00\x01"  # the raw bytes, nothing around them
+    assert memo.is_remembered("unit", key, ".bin") and not memo.is_remembered("unit", key)
+
+
 def test_a_failed_computation_stores_nothing(tmp_root):
     key = memo.digest("boom")
 
@@ -96,8 +108,8 @@ def test_keys_that_are_not_digests_are_refused(tmp_root, key):
         memo.remembered_json("unit", key, lambda: 1)
 
 
-def test_is_remembered_takes_only_its_two_suffixes(tmp_root):
-    with pytest.raises(ValueError, match="suffix"):
+def test_is_remembered_takes_only_its_three_suffixes(tmp_root):
+    with pytest.raises(ValueError, match="suffix must be one of '.npy', '.json', '.bin'"):
         memo.is_remembered("unit", memo.digest(1), ".pkl")
 
 
@@ -112,5 +124,6 @@ def test_remembered_lists_every_stored_answer_by_folder_and_file(tmp_root):
     a, b = memo.digest("a"), memo.digest("b")
     memo.remembered_array("tflm", a, lambda: np.zeros(2))
     memo.remembered_json("other", b, lambda: 3)
-    assert memo.remembered() == {f"tflm/{a}.npy", f"other/{b}.json"}
+    memo.remembered_bytes("tflite", a, lambda: b"x")
+    assert memo.remembered() == {f"tflm/{a}.npy", f"other/{b}.json", f"tflite/{a}.bin"}
     assert memo.remembered("fast") == set()  # each mode has its own store

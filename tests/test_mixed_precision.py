@@ -233,12 +233,52 @@ def test_probe_takes_the_median_batch_so_one_delayed_batch_does_not_count(tiny_d
     assert speed == pytest.approx(16 / 0.01)  # a mean would give 16 / 0.208 = 77 images/s
 
 
+def fake_probe_clock(monkeypatch, durations):
+    """Make the probe's model a fake whose batches take ``durations`` seconds on a fake clock;
+    return the iterator, to count the batches the probe left untrained."""
+    left = iter(durations)
+    clock = [0.0]
+
+    class FakeModel:
+        def train_on_batch(self, x, y):
+            clock[0] += next(left)
+
+    monkeypatch.setattr(mixed_precision, "compile_model", lambda model, *a, **k: FakeModel())
+    monkeypatch.setattr(mixed_precision, "build_for_policy", lambda name, policy: None)
+    monkeypatch.setattr(mixed_precision.time, "perf_counter", lambda: clock[0])
+    return left
+
+
+def test_probe_stops_once_most_batches_are_slower_than_decided_below(tiny_data, monkeypatch):
+    """16 images per batch: 1 s is 16 images/s, 0.1 s is 160 images/s; the line is 50."""
+    left = fake_probe_clock(monkeypatch, [5.0, 5.0, 1.0, 0.1, 1.0, 1.0, 0.1])
+    speed = mixed_precision.probe_throughput(
+        "seed_cnn", "float32", tiny_data, batch_size=16, decided_below=50.0
+    )
+    assert speed == pytest.approx(16 / 1.0)  # median of the four timed: 1, 0.1, 1, 1
+    assert list(left) == [0.1]  # the fifth timed batch was not needed
+    # two slow batches of five are not a majority: all five run, and the median is fast
+    left = fake_probe_clock(monkeypatch, [5.0, 5.0, 1.0, 0.1, 1.0, 0.1, 0.1])
+    speed = mixed_precision.probe_throughput(
+        "seed_cnn", "float32", tiny_data, batch_size=16, decided_below=50.0
+    )
+    assert speed == pytest.approx(16 / 0.1) and list(left) == []
+    with pytest.raises(ValueError, match="decided_below must be a positive speed"):
+        mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, decided_below=0.0)
+
+
 def test_affordable_policies_keeps_float32_and_drops_what_is_over_the_limit(tiny_data, monkeypatch):
     speeds = {"float32": 1000.0, "mixed_bfloat16": 500.0, "mixed_float16": 20.0}
-    monkeypatch.setattr(
-        mixed_precision, "probe_throughput", lambda name, policy, data: speeds[policy]
-    )
+    asked = {}
+
+    def probe(name, policy, data, decided_below=None):
+        asked[policy] = decided_below
+        return speeds[policy]
+
+    monkeypatch.setattr(mixed_precision, "probe_throughput", probe)
     kept, probes = mixed_precision.affordable_policies(tiny_data, ("seed_cnn",), limit=10.0)
+    # float32 is timed in full; every other policy may stop once it is under 1000 / 10
+    assert asked == {"float32": None, "mixed_bfloat16": 100.0, "mixed_float16": 100.0}
     assert kept == {"seed_cnn": ("float32", "mixed_bfloat16")}  # 2x slower kept, 50x not
     by_policy = {p["policy"]: p for p in probes}
     assert by_policy["mixed_float16"]["trained"] is False

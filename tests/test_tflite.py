@@ -497,3 +497,61 @@ def test_offset_buffers_names_the_tensors_stored_after_the_flatbuffer(converted,
         n for n in tflite.weight_tensors(converted["float32"]) if "MatMul" in n or "Conv2D" in n
     ]
     assert kernels and all(any(k == o for o in outside) for k in kernels), (kernels, outside)
+
+
+def test_the_converter_is_deterministic_so_a_stored_file_is_the_file_it_would_make(
+    tiny_model, tiny_data
+):
+    """The premise of ``convert(cache=True)``: the same model and settings, the same bytes."""
+    for kind in ("float32", "int8"):
+        again = tflite.convert(tiny_model, kind, representative_data=tiny_data.x_train)
+        first = tflite.convert(tiny_model, kind, representative_data=tiny_data.x_train)
+        assert again == first
+
+
+def test_cached_conversion_converts_once_and_only_for_the_same_input(
+    tmp_root, tiny_model, tiny_data, converted, monkeypatch
+):
+    calls = []
+    real = tflite._convert
+
+    def counting(*args):
+        calls.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(tflite, "_convert", counting)
+    x = tiny_data.x_train
+    content = tflite.convert(tiny_model, "int8", representative_data=x, cache=True)
+    assert content == converted["int8"] and calls == ["int8"]
+    stored = list((tmp_root / "artifacts" / "full" / "outputs" / "tflite").glob("*.bin"))
+    assert [p.read_bytes() for p in stored] == [content]
+    assert tflite.convert(tiny_model, "int8", representative_data=x, cache=True) == content
+    assert calls == ["int8"]  # read back, not converted
+    # Anything the converter sees is part of the key: each of these converts again
+    tflite.convert(tiny_model, "int8", representative_data=x[::-1].copy(), cache=True)
+    tflite.convert(tiny_model, "int8", representative_data=x, num_calibration=50, cache=True)
+    tflite.convert(tiny_model, "dynamic", cache=True)
+    tflite.convert(tiny_model, "float32", cache=True)
+    tflite.convert(tiny_model, "float32", sparse_format=True, cache=True)
+    changed = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    weights[-1] = weights[-1] + 1e-3  # one bias
+    changed.set_weights(weights)
+    tflite.convert(changed, "dynamic", cache=True)
+    monkeypatch.setattr(tflite, "package_version", lambda name: "0.0-other")
+    tflite.convert(tiny_model, "dynamic", cache=True)
+    assert len(calls) == 8
+    assert tflite.convert(tiny_model, "dynamic") == converted["dynamic"]  # cache=False: no store
+    assert len(calls) == 9 and len(list(stored[0].parent.glob("*.bin"))) == 8
+
+
+def test_a_model_without_a_config_converts_without_being_stored(
+    tmp_root, tiny_model, converted, monkeypatch
+):
+    def no_config():
+        raise NotImplementedError("a layer without get_config")
+
+    monkeypatch.setattr(tiny_model, "to_json", no_config)
+    assert tflite.conversion_key(tiny_model, "float32") is None
+    assert tflite.convert(tiny_model, "float32", cache=True) == converted["float32"]
+    assert not (tmp_root / "artifacts" / "full" / "outputs" / "tflite").exists()

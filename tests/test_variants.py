@@ -38,6 +38,7 @@ def test_convert_and_measure_int8_calibrates_on_training_data(
 
     def spy(model, kind, representative_data=None, **kwargs):
         seen.append(representative_data)
+        assert kwargs["cache"] is True  # the measuring helpers remember their conversions
         return tflite.convert(model, kind, representative_data=representative_data, **kwargs)
 
     monkeypatch.setattr(variants, "convert", spy)
