@@ -119,8 +119,8 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
     KnownBug(
         "int8 calibration on x_test (chapter 04's pipelines)",
         "course_lib/combined.py",
-        'representative_data=data.x_train if last == "ptq"',
-        'representative_data=data.x_test if last == "ptq"',
+        'calibration = data.x_train if last == "ptq"',
+        'calibration = data.x_test if last == "ptq"',
         ("tests/test_combined.py",),
     ),
     KnownBug(

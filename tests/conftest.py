@@ -109,40 +109,21 @@ def same_weights(a: keras.Model, b: keras.Model) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-NOTEBOOK_CHAINS: dict[str, tuple[str, ...]] = {
-    "notebooks:seed": ("00", "01", "02", "06", "07", "09"),
-    "notebooks:lenet": ("03", "04", "05", "08"),
-}
-"""The notebooks split into two chains, each run whole and in course order by one worker.
-
-A chain holds every notebook that reads another's fast-mode results (08 reads 04's) and
-keeps together the notebooks that share the LeNets through the model cache (03 trains
-LeNet-300-100 for 04, 05 and 08; 04 trains LeNet-5 for 08). 09 and 00 read only the
-committed full-mode results. Both chains use the seed CNN: whichever needs it first trains it
-(the model cache writes atomically, so two runs at once cannot corrupt it)."""
-
-
 def notebook_or_file(nodeid: str) -> str:
-    """The unit of work a pytest-xdist worker takes whole: a chain of notebooks
-    (``NOTEBOOK_CHAINS``), and otherwise one test file (its module fixtures built once)."""
-    if not nodeid.startswith("notebooks/"):
-        return nodeid.split("::", 1)[0]
-    number = nodeid.removeprefix("notebooks/")[:2]
-    for chain, numbers in NOTEBOOK_CHAINS.items():
-        if number in numbers:
-            return chain
-    raise ValueError(f"{nodeid}: notebook {number} is in no chain of NOTEBOOK_CHAINS")
+    """The unit of work a pytest-xdist worker takes whole: every notebook together (they run
+    in course order: 07, 09 and 00 read what the chapters before them wrote, and they share
+    the fast-mode model cache), and otherwise one test file (its module fixtures built once)."""
+    return "notebooks" if nodeid.startswith("notebooks/") else nodeid.split("::", 1)[0]
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist; without it, nothing to do
 def pytest_xdist_make_scheduler(config, log):
-    """``make test`` runs ``-n 2``: each chain of notebooks on one worker, in course order,
-    and the test files spread over both.
+    """``make test`` runs ``-n 2``: the notebooks on one worker, the test files on the other.
 
     pytest-xdist's own ``--dist loadgroup`` would do this with an ``xdist_group`` mark, but
     version 3.8 renames the grouped node ids in a way pytest 9.2 ignores, so it groups
     nothing; this scheduler says the same thing through xdist's documented hook. The
-    largest units (the two chains, about 200 cells each) are sent first.
+    largest unit (the notebooks, about 400 cells) is sent first.
     """
     from xdist.scheduler import LoadScopeScheduling
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from course_lib import config
 from course_lib.system import read_pins
 
@@ -87,28 +85,14 @@ def test_generated_and_cached_files_are_git_ignored():
         assert entry in ignored
 
 
-def test_make_test_runs_each_notebook_chain_whole_on_one_worker():
+def test_make_test_keeps_the_notebooks_on_one_worker_in_course_order():
     makefile = (ROOT / "Makefile").read_text()
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "-n 2" in test_recipe
     from tests import conftest
 
     scope = conftest.notebook_or_file
-    assert scope("notebooks/07_deployment.ipynb::Cell 3") == "notebooks:seed"
-    assert scope("notebooks/00_setup_and_tour.ipynb::Cell 0") == "notebooks:seed"
-    assert scope("notebooks/08_learned_compression.ipynb::Cell 1") == "notebooks:lenet"
+    assert scope("notebooks/07_deployment.ipynb::Cell 3") == "notebooks"
+    assert scope("notebooks/00_setup_and_tour.ipynb::Cell 0") == "notebooks"
     assert scope("tests/test_memo.py::test_x[a::b]") == "tests/test_memo.py"
     assert scope("tests/test_tflm.py::test_y") == "tests/test_tflm.py"
-    with pytest.raises(ValueError, match="notebook 10 is in no chain"):
-        scope("notebooks/10_new_chapter.ipynb::Cell 0")
-    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    chains = {name: scope(f"notebooks/{name}::Cell 0") for name in notebooks}
-    # A notebook that reads another chapter's results (fast mode: this run's) runs in the
-    # same chain, after it: read from the notebooks themselves, not from the chain table
-    reads = []
-    for name in notebooks:
-        source = (ROOT / "notebooks" / name).read_text()
-        for read in re.findall(r'load_results\(\\"(\d\d_\w+)\\"', source):
-            reads.append((name, read))
-            assert chains[f"{read}.ipynb"] == chains[name] and read < name, (name, read)
-    assert ("08_learned_compression.ipynb", "04_combined") in reads
