@@ -1,14 +1,15 @@
-"""Remember what a runtime computed from a file, keyed by the file's bytes.
+"""Remember what a converter or runtime computed, keyed by everything that decides it.
 
 Introduced in 01_baseline, where the course's measuring helpers remember each .tflite
-conversion (:func:`course_lib.tflite.convert` with ``cache=True``), and used again in
-07_deployment. Running a model on TFLM's reference kernels over 10,000 test
-images, or searching for its smallest arena, gives the same answer every time for the same
-.tflite bytes, the same inputs and the same runtime version. A second run of a notebook
-need not wait for it again: the answer is stored under ``artifacts/<mode>/outputs/`` in a
-file named by a SHA-256 digest of everything that determines it, so a changed model, other
-images or another runtime version can never be answered from an old entry. Files are
-written atomically, like the model cache (:mod:`course_lib.training`).
+conversion (:func:`course_lib.tflite.convert` with ``cache=True``) and each file's LiteRT
+accuracy (:func:`course_lib.variants.tflite_accuracy`); used again in 07_deployment.
+Running a model on TFLM's reference kernels over 10,000 test images, or searching for its
+smallest arena, gives the same answer every time for the same .tflite bytes, the same
+inputs and the same runtime version. A second run of a notebook need not wait for it
+again: the answer is stored under ``artifacts/<mode>/outputs/`` in a file named by a
+SHA-256 digest of everything that determines it, so a changed model, other images or
+another runtime version can never be answered from an old entry. Files are written
+atomically, like the model cache (:mod:`course_lib.training`).
 
 Example::
 

@@ -16,8 +16,10 @@ from course_lib import config
 from course_lib.compat import keras
 from course_lib.data import Dataset
 from course_lib.measure import count_macs, count_nonzero, count_params, gzip_size
+from course_lib.memo import digest, package_version, remembered_json
 from course_lib.report import Result
 from course_lib.stats import accuracy_ci95
+from course_lib.system import cpu_name
 from course_lib.tflite import LiteModel, convert, save_tflite
 
 LATENCY_ROUNDS = 5
@@ -27,6 +29,36 @@ LATENCY_ROUNDS = 5
 def latency_runs() -> int:
     """Timed ``invoke()`` calls per latency measurement: 1000 in full mode, 100 in fast."""
     return config.pick(full=1000, fast=100)
+
+
+RUNTIME_PACKAGE = "ai-edge-litert"
+"""The runtime whose version is part of every remembered accuracy."""
+
+
+def tflite_accuracy(content: bytes, data: Dataset, threads: int = 1) -> float:
+    """Top-1 accuracy of a .tflite on ``data``'s test images through LiteRT, remembered.
+
+    The answer depends only on the file's bytes, the images and labels, the interpreter's
+    threads, the LiteRT version and the CPU (XNNPACK picks its kernels by the CPU's
+    features), so it is stored in ``artifacts/<mode>/outputs/litert/`` under a digest of
+    all of them (:mod:`course_lib.memo`) and read back on a later run. Latency is never
+    remembered: it is about now.
+    """
+    key = digest(
+        "litert-accuracy",
+        content,
+        data.x_test,
+        data.y_test,
+        threads,
+        package_version(RUNTIME_PACKAGE),
+        cpu_name(),
+    )
+    accuracy = remembered_json(
+        "litert",
+        key,
+        lambda: LiteModel(content, num_threads=threads).evaluate(data.x_test, data.y_test),
+    )
+    return float(accuracy)  # type: ignore[arg-type]  # a JSON number
 
 
 def tflite_path(variant: str, folder: str = "tflite", dataset: str = "mnist") -> Path:
@@ -55,6 +87,9 @@ def measure_tflite(
 ) -> Result:
     """Measure a .tflite: save it, then size, gzip size, accuracy and latency, with spreads.
 
+    The accuracy is remembered by content (:func:`tflite_accuracy`); the latency is
+    measured on every call.
+
     The Result carries the accuracy's Wilson 95 % interval (``accuracy_ci95``) and the
     latency's interquartile range over ``LATENCY_ROUNDS`` rounds (``latency_iqr_us``).
 
@@ -73,7 +108,7 @@ def measure_tflite(
     """
     path = save_tflite(content, tflite_path(variant, folder, dataset=data.name))
     lite = LiteModel(content, num_threads=threads)
-    accuracy = lite.evaluate(data.x_test, data.y_test)
+    accuracy = tflite_accuracy(content, data, threads)
     stats = lite.latency(data.x_test[:1], warmup=50, runs=latency_runs(), rounds=LATENCY_ROUNDS)
     return Result(
         variant=variant,
