@@ -217,22 +217,6 @@ def test_probe_measures_a_positive_throughput_and_refuses_too_little_data(tiny_d
         mixed_precision.probe_throughput("seed_cnn", "float8", tiny_data)
 
 
-def test_probe_takes_the_median_batch_so_one_delayed_batch_does_not_count(tiny_data, monkeypatch):
-    """A fake clock: the warm-up batches take 5 s, then 0.01 s each, one of them 1 s."""
-    durations = iter([5.0, 5.0, 0.01, 0.01, 1.0, 0.01, 0.01])
-    clock = [0.0]
-
-    class FakeModel:
-        def train_on_batch(self, x, y):
-            clock[0] += next(durations)
-
-    monkeypatch.setattr(mixed_precision, "compile_model", lambda model, *a, **k: FakeModel())
-    monkeypatch.setattr(mixed_precision, "build_for_policy", lambda name, policy: None)
-    monkeypatch.setattr(mixed_precision.time, "perf_counter", lambda: clock[0])
-    speed = mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=16)
-    assert speed == pytest.approx(16 / 0.01)  # a mean would give 16 / 0.208 = 77 images/s
-
-
 def fake_probe_clock(monkeypatch, durations):
     """Make the probe's model a fake whose batches take ``durations`` seconds on a fake clock;
     return the iterator, to count the batches the probe left untrained."""
@@ -247,6 +231,13 @@ def fake_probe_clock(monkeypatch, durations):
     monkeypatch.setattr(mixed_precision, "build_for_policy", lambda name, policy: None)
     monkeypatch.setattr(mixed_precision.time, "perf_counter", lambda: clock[0])
     return left
+
+
+def test_probe_takes_the_median_batch_so_one_delayed_batch_does_not_count(tiny_data, monkeypatch):
+    """A fake clock: the warm-up batches take 5 s, then 0.01 s each, one of them 1 s."""
+    fake_probe_clock(monkeypatch, [5.0, 5.0, 0.01, 0.01, 1.0, 0.01, 0.01])
+    speed = mixed_precision.probe_throughput("seed_cnn", "float32", tiny_data, batch_size=16)
+    assert speed == pytest.approx(16 / 0.01)  # a mean would give 16 / 0.208 = 77 images/s
 
 
 def test_probe_stops_once_most_batches_are_slower_than_decided_below(tiny_data, monkeypatch):
