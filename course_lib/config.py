@@ -94,6 +94,18 @@ class ArtifactsNotWritableError(OSError):
 _WRITABLE: set[Path] = set()
 
 
+def shown_path(path: str | Path) -> Path:
+    """Return ``path`` as a notebook prints it: relative to the course folder when it lies
+    inside it (``results/01_baseline.json``), else absolute.
+
+    The cache can live outside the clone (``COURSE_ARTIFACTS``), and so can fast-mode results
+    and ``COURSE_RESULTS_DIR``: ``Path.relative_to`` raises ``ValueError`` for those.
+    """
+    absolute = Path(path).expanduser().resolve()
+    root = repo_root()
+    return absolute.relative_to(root) if absolute.is_relative_to(root) else absolute
+
+
 def artifacts_root() -> Path:
     """Return the cache's top folder: ``<root>/artifacts``, or ``COURSE_ARTIFACTS`` if set.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from course_lib import config
@@ -70,3 +72,21 @@ def test_an_unwritable_cache_names_the_folder_and_the_fix(tmp_root):
     assert str(tmp_root / "artifacts" / "full" / "models") in message
     assert "COURSE_ARTIFACTS" in message
     assert isinstance(err.value, OSError)
+
+
+def test_shown_path_is_relative_inside_the_course_and_absolute_outside(tmp_root, tmp_path_factory):
+    inside = tmp_root / "results" / "01_baseline.json"
+    assert config.shown_path(inside) == Path("results/01_baseline.json")
+    elsewhere = tmp_path_factory.mktemp("cache") / "fast" / "results"
+    assert config.shown_path(elsewhere) == elsewhere  # relative_to would raise here
+    sibling = tmp_root.parent / (tmp_root.name + "-other") / "x.json"  # shares the name prefix
+    assert config.shown_path(sibling) == sibling
+
+
+def test_the_cache_outside_the_course_is_shown_absolute(tmp_root, tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv(config.ARTIFACTS_ENV, str(elsewhere))
+    monkeypatch.setenv(config.FAST_ENV, "1")
+    assert config.shown_path(config.results_dir()) == elsewhere / "fast" / "results"
+    monkeypatch.setenv(config.FAST_ENV, "0")
+    assert config.shown_path(config.results_dir()) == Path("results")
