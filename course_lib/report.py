@@ -752,14 +752,18 @@ def load_timings() -> dict[str, Any]:
 def record_timing(notebook: str, **fields: Any) -> Path:
     """Merge ``fields`` (e.g. ``full_s=95.2``) into the timings of ``notebook`` and save.
 
-    Also records the CPU and date of the measurement.
+    Also records the CPU and date of the measurement. Times the entry holds from another CPU
+    are dropped: the entry names one CPU, and every time in it was measured there.
     """
     _check_notebook_name(notebook)
     timings = load_timings()
     timings["mode"] = "full"  # written by `make course`, a full-mode run, and its fast pass
     entry = timings.setdefault("notebooks", {}).setdefault(notebook, {})
+    cpu = system.cpu_name()
+    if entry.get("cpu", cpu) != cpu:
+        entry.clear()
     entry.update(fields)
-    entry["cpu"] = system.cpu_name()
+    entry["cpu"] = cpu
     entry["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
     timings["notebooks"] = dict(sorted(timings["notebooks"].items()))
     return write_json_atomic(timings, timings_path())
@@ -767,8 +771,12 @@ def record_timing(notebook: str, **fields: Any) -> Path:
 
 def record_course_time(key: str, seconds: float, notebooks: Sequence[str] = ()) -> Path:
     """Record a whole-course run time (e.g. ``course_first_run_s``) with the CPU and date,
-    and the notebooks the run covered (as ``<key>_notebooks``) when given."""
+    and the notebooks the run covered (as ``<key>_notebooks``) when given. Whole-course times
+    from another CPU are dropped, as :func:`record_timing` does for a notebook."""
     timings = load_timings()
+    if timings.get("course_cpu", system.cpu_name()) != system.cpu_name():
+        for name in [k for k in timings if k.startswith("course_")]:
+            del timings[name]
     timings[key] = round(seconds, 1)
     if notebooks:
         timings[f"{key}_notebooks"] = list(notebooks)

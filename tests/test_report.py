@@ -195,6 +195,29 @@ def test_timings_are_recorded(tmp_root):
     assert report.load_timings()["notebooks"]["01_baseline"]["full_s"] == 95.0  # merged, kept
 
 
+def test_times_from_another_cpu_are_dropped_not_relabelled(tmp_root, monkeypatch):
+    monkeypatch.setattr(report.system, "cpu_name", lambda: "CPU A")
+    report.record_timing("01_baseline", full_s=95.0, fast_s=20.0)
+    report.record_timing("02_pruning", full_s=50.0)
+    report.record_course_time("course_first_run_s", 600.0, ["01_baseline"])
+    report.record_course_time("course_fast_cached_s", 60.0)
+    monkeypatch.setattr(report.system, "cpu_name", lambda: "CPU B")
+    report.record_timing("01_baseline", full_cached_s=12.0)
+    report.record_course_time("course_cached_s", 100.0)
+    timings = report.load_timings()
+    entry = timings["notebooks"]["01_baseline"]
+    assert {k: v for k, v in entry.items() if k != "measured"} == {
+        "full_cached_s": 12.0,
+        "cpu": "CPU B",
+    }
+    assert timings["notebooks"]["02_pruning"]["cpu"] == "CPU A"  # not re-measured: keeps its CPU
+    assert {k: v for k, v in timings.items() if k.startswith("course_")} == {
+        "course_cached_s": 100.0,
+        "course_cpu": "CPU B",
+        "course_measured": timings["course_measured"],
+    }
+
+
 def _write_payload(folder, text):
     path = folder / "02_pruning.json"
     path.write_text(text)
