@@ -774,13 +774,14 @@ def record_course_time(key: str, seconds: float, notebooks: Sequence[str] = ()) 
     and the notebooks the run covered (as ``<key>_notebooks``) when given. Whole-course times
     from another CPU are dropped, as :func:`record_timing` does for a notebook."""
     timings = load_timings()
-    if timings.get("course_cpu", system.cpu_name()) != system.cpu_name():
+    cpu = system.cpu_name()
+    if timings.get("course_cpu", cpu) != cpu:
         for name in [k for k in timings if k.startswith("course_")]:
             del timings[name]
     timings[key] = round(seconds, 1)
     if notebooks:
         timings[f"{key}_notebooks"] = list(notebooks)
-    timings["course_cpu"] = system.cpu_name()
+    timings["course_cpu"] = cpu
     timings["course_measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
     return write_json_atomic(timings, timings_path())
 
