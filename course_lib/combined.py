@@ -11,6 +11,7 @@ the previous stage's model and is cached under the whole chain that produced it,
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import time
@@ -44,6 +45,8 @@ from course_lib.training import (
     compile_model,
     copy_model,
     fit,
+    load_entry,
+    train_in_workers,
 )
 from course_lib.variants import measure_tflite
 
@@ -353,6 +356,57 @@ def train_pipeline(
         entries.append(entry)
         model = entry.model
     return model, entries
+
+
+def _train_chains(
+    base_path: str, model_name: str, pipelines: Sequence[Sequence[Stage]], data: Dataset
+) -> None:
+    base = load_entry(base_path)
+    for stages in pipelines:
+        train_pipeline(base, stages, data, model_name=model_name)
+
+
+def train_pipelines(
+    bases: dict[str, CachedModel],
+    pipelines: dict[str, Sequence[Sequence[Stage]]],
+    data: Dataset,
+    processes: int | None = None,
+) -> list[int]:
+    """Train every stage of many pipelines into the cache, in worker processes.
+
+    Shown in 04_combined, before its loop of :func:`run_pipeline` calls, which then finds
+    every stage cached and only converts and measures. The pipelines of one model that
+    begin with the same stage share it, so they form one call of
+    :func:`~course_lib.training.train_in_workers` (that stage is trained once, then the
+    rest of each pipeline); the calls of the largest base models go first.
+
+    Args:
+        bases: each model's cached float32 baseline, by model name.
+        pipelines: each model's pipelines (lists of :class:`Stage`), by model name.
+        data: the training data, as given to :func:`run_pipeline`.
+        processes: see :func:`~course_lib.training.train_in_workers`.
+
+    Returns:
+        What ``train_in_workers`` returns: the indices of the calls that trained something.
+
+    Raises:
+        ValueError: a model without a base, or see :func:`validate_pipeline`.
+    """
+    missing = sorted(set(pipelines) - set(bases))
+    if missing:
+        raise ValueError(f"no base model for {missing}; give one per model in `pipelines`")
+    calls, sizes = [], []
+    for name, chains in pipelines.items():
+        groups: dict[str, list[Sequence[Stage]]] = {}
+        for stages in chains:
+            validate_pipeline(stages)
+            first = json.dumps(stages[0].settings(), sort_keys=True)  # a dict is no key
+            groups.setdefault(first, []).append(stages)
+        for group in groups.values():
+            calls.append(partial(_train_chains, str(bases[name].path), name, group))
+            sizes.append(count_params(bases[name].model))
+    order = sorted(range(len(calls)), key=lambda i: -sizes[i])  # stable: ties keep their order
+    return train_in_workers([calls[i] for i in order], data, processes)
 
 
 def _convert_last(model: keras.Model, stages: Sequence[Stage], data: Dataset) -> bytes:

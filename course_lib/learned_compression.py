@@ -32,7 +32,7 @@ from course_lib.compat import keras, set_seeds, tf
 from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
 from course_lib.entropy_coding import dequantize
-from course_lib.training import CachedModel, cached_model
+from course_lib.training import CachedModel, cached_model, load_entry
 
 
 def _ste_round(x: tf.Tensor) -> tf.Tensor:
@@ -307,3 +307,10 @@ def compress(base: CachedModel, data: Dataset, model_name: str, cfg: RateConfig)
 def steps_of(cached: CachedModel) -> Sequence[float]:
     """The steps recorded with a model made by :func:`compress`."""
     return [float(s) for s in cached.meta["steps"]]
+
+
+def compress_job(base_path: str, model_name: str, cfg: RateConfig, data: Dataset) -> None:
+    """:func:`compress` of the cached baseline at ``base_path``, as a call for
+    :func:`course_lib.training.train_in_workers`: ``partial(compress_job, str(base.path),
+    model_name, cfg)``."""
+    compress(load_entry(base_path), data, model_name, cfg)

@@ -771,3 +771,24 @@ def test_stages_compile_at_their_rate_and_time_the_fit(monkeypatch, tiny_model, 
     assert rates[1:] == [0.002, 0.002]  # the wrapped model, then the stripped one
     assert meta == {"history": {"loss": [0.5]}, "train_seconds": 1.5}
     assert float(stripped.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
+
+
+def test_train_pipelines_trains_each_first_stage_once_then_skips(tmp_root, tiny_data):
+    base = training.train_baseline(
+        "lenet_300_100", "mnist", training.TrainConfig(epochs=1, batch_size=128), data=tiny_data
+    )
+    prune = Stage("prune", sparsity=0.8, epochs=1, learning_rate=1e-3)
+    pipelines = [
+        [prune, Stage("ptq")],
+        [Stage("cluster", clusters=8, epochs=1), Stage("cqat", epochs=1)],
+        [prune, Stage("pqat", epochs=1)],
+    ]
+    bases = {"lenet_300_100": base}
+    with pytest.raises(ValueError, match=r"no base model for \['seed_cnn'\]"):
+        combined.train_pipelines(bases, {"seed_cnn": pipelines}, tiny_data)
+    ran = combined.train_pipelines(bases, {"lenet_300_100": pipelines}, tiny_data, processes=1)
+    assert ran == [0, 1]  # prune > (ptq, pqat) in one call, cluster > cqat in the other
+    for stages in pipelines:
+        _, entries = combined.train_pipeline(base, stages, tiny_data, model_name="lenet_300_100")
+        assert entries and all(e.from_cache for e in entries)
+    assert combined.train_pipelines(bases, {"lenet_300_100": pipelines}, tiny_data) == []

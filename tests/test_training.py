@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -273,3 +275,49 @@ def test_faster_steps_needs_a_compiled_model():
     with pytest.raises(ValueError, match="not compiled"):
         with training.faster_steps(build_tiny_model(), 1000):
             pass
+
+
+def test_is_cached_neither_trains_nor_loads(tmp_root, tiny_data, monkeypatch):
+    cfg = training.TrainConfig(epochs=1, batch_size=128)
+    job = partial(training.train_baseline_job, "lenet_300_100", cfg)
+    assert not training.is_cached(job, tiny_data)
+    assert not list((tmp_root / "artifacts" / "full" / "models").glob("*.keras"))  # not trained
+    job(tiny_data)
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: pytest.fail("loaded"))
+    assert training.is_cached(job, tiny_data)
+    assert not training.is_cached(
+        partial(training.train_baseline_job, "lenet_300_100", replace(cfg, seed=7)), tiny_data
+    )
+    monkeypatch.undo()
+    assert training.cached_model("x", {}, lambda: (build_tiny_model(), {})).model is not None
+
+
+def test_load_entry_reads_what_cached_model_wrote(tmp_root, tiny_data):
+    cfg = training.TrainConfig(epochs=1, batch_size=128)
+    entry = training.train_baseline("lenet_300_100", "mnist", cfg, data=tiny_data)
+    loaded = training.load_entry(entry.path)
+    assert loaded.from_cache and loaded.path == entry.path and loaded.meta == entry.meta
+    for a, b in zip(entry.model.get_weights(), loaded.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(FileNotFoundError, match="no cached model"):
+        training.load_entry(tmp_root / "missing.keras")
+
+
+def test_train_in_workers_fills_the_cache_in_other_processes(tmp_root, tiny_data):
+    cfgs = [training.TrainConfig(epochs=1, batch_size=128, seed=s) for s in (1, 2)]
+    jobs = [partial(training.train_baseline_job, "lenet_300_100", c) for c in cfgs]
+    jobs[1](tiny_data)  # already cached: skipped
+    assert training.train_in_workers(jobs, tiny_data, processes=2) == [0]  # one left: here
+    jobs.append(partial(training.train_baseline_job, "lenet_300_100", replace(cfgs[0], seed=3)))
+    jobs.append(partial(training.train_baseline_job, "lenet_300_100", replace(cfgs[0], seed=4)))
+    assert training.train_in_workers(jobs, tiny_data, processes=2) == [2, 3]
+    assert training.train_in_workers(jobs, tiny_data, processes=2) == []
+    metas = {}
+    for c in [*cfgs, replace(cfgs[0], seed=3), replace(cfgs[0], seed=4)]:
+        entry = training.train_baseline("lenet_300_100", "mnist", c, data=tiny_data)
+        assert entry.from_cache
+        metas[c.seed] = entry.meta
+    assert "trained_by" not in metas[1] and "trained_by" not in metas[2]  # trained here
+    assert "2 training at once" in metas[3]["trained_by"] == metas[4]["trained_by"]
+    with pytest.raises(ValueError, match="processes must be >= 1"):
+        training.train_in_workers(jobs, tiny_data, processes=0)
