@@ -23,6 +23,7 @@ from course_lib.training import (
     cached_model,
     compile_model,
     faster_steps,
+    load_entry,
 )
 
 
@@ -234,3 +235,17 @@ def distill(
         **cfg.as_dict(),
     }
     return cached_model(f"{student_name}-distilled", key, create)
+
+
+def distill_job(
+    teacher_path: str,
+    student_name: str,
+    cfg: TrainConfig,
+    temperature: float,
+    alpha: float,
+    data: Dataset,
+) -> None:
+    """:func:`distill` from the cached teacher at ``teacher_path``, as a call for
+    :func:`course_lib.training.train_in_workers` (shown in 05_structure):
+    ``partial(distill_job, str(teacher.path), "strided_cnn", cfg, 4.0, 0.5)``."""
+    distill(load_entry(teacher_path), student_name, data, cfg, temperature, alpha)

@@ -19,14 +19,7 @@ from course_lib.data import Dataset
 from course_lib.data import identity as data_identity
 from course_lib.measure import overall_sparsity, sparsity_report
 from course_lib.report import Result
-from course_lib.training import (
-    CachedModel,
-    TrainConfig,
-    cached_model,
-    compile_model,
-    fit,
-    load_entry,
-)
+from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
 from course_lib.variants import convert_and_measure
 
 sparsity_api = tfmot.sparsity.keras
@@ -351,15 +344,6 @@ def pruned_model(
     return cached_model(
         f"{model_name}-{variant}", key, lambda: fine_tune_pruned(base.model, data, cfg)
     )
-
-
-def pruned_model_job(
-    base_path: str, variant: str, cfg: PruneConfig, model_name: str, data: Dataset
-) -> None:
-    """:func:`pruned_model` of the cached baseline at ``base_path``, as a call for
-    :func:`course_lib.training.train_in_workers` (shown in 02_pruning):
-    ``partial(pruned_model_job, str(base.path), variant, cfg, model_name)``."""
-    pruned_model(load_entry(base_path), variant, data, cfg, model_name=model_name)
 
 
 def prune_and_measure(

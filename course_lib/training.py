@@ -439,9 +439,12 @@ def is_cached(call: Callable[[Dataset], object], data: Dataset) -> bool:
 TRAINING_PROCESSES = 2
 """Worker processes of :func:`train_in_workers` (fewer when there are fewer calls or cores).
 
-On 2 cores, two small models trained side by side in processes of one TensorFlow thread
-each went through their epochs 1.3 to 2 times faster in all than one after the other with
-TensorFlow's two threads, which the small layers of these models cannot keep busy.
+On the 2-core AMD EPYC of the course's timings, two models trained side by side in
+processes of one TensorFlow thread each finished their epochs 1.3 (seed CNN) to 2.9
+(LeNet-300-100) times sooner than one after the other with TensorFlow's two threads, which
+layers this small cannot keep busy; chapter 04's pipeline stages took 121 s instead of
+about 178 s. The seed CNN's own trainings gain little: two side by side each ran about half
+as fast as one alone, so the chapters that only train the seed CNN (02, 03) do not use it.
 """
 
 _WORKER_DATA: dict[str, Dataset] = {}
@@ -479,7 +482,7 @@ def train_in_workers(
 ) -> list[int]:
     """Fill the model cache by running ``call(data)`` for each call in worker processes.
 
-    Introduced in 02_pruning. Each call trains models through :func:`cached_model` (e.g.
+    Introduced in 04_combined. Each call trains models through :func:`cached_model` (e.g.
     ``partial(train_baseline_job, "lenet_5", cfg)``); the notebook then asks for the same
     models as usual and gets them from the cache. Calls whose models are all cached already
     (:func:`is_cached`) are skipped, so a cached run starts no process. The workers are

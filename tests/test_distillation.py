@@ -4,6 +4,7 @@ precomputed teacher logits, and the cache (seed in the key)."""
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 import pytest
@@ -156,6 +157,11 @@ def test_distill_alpha_one_equals_label_training_and_seeds_are_cached_apart(tmp_
     assert not np.allclose(distilled.model(x).numpy(), plain.model(x).numpy())
     again = distillation.distill(teacher, "strided_cnn", tiny_data, cfg, alpha=0.5)
     assert again.from_cache and again.path == distilled.path
+    job = partial(distillation.distill_job, str(teacher.path), "strided_cnn", cfg, 4.0, 0.5)
+    assert training.is_cached(job, tiny_data)  # the call train_in_workers makes: same entry
+    other = dataclasses.replace(cfg, seed=cfg.seed + 2)
+    job = partial(distillation.distill_job, str(teacher.path), "strided_cnn", other, 4.0, 0.5)
+    assert not training.is_cached(job, tiny_data)
     other_seed = distillation.distill(
         teacher, "strided_cnn", tiny_data, dataclasses.replace(cfg, seed=cfg.seed + 1)
     )
