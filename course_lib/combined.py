@@ -485,9 +485,6 @@ def seed_repeats(
 
     Introduced in 04_combined. The earlier stages come from the cache (they are the same
     for every seed), so a repeat costs one fine-tune, one conversion and one evaluation.
-    When ``base`` is a cache entry (as :func:`~course_lib.training.train_baseline` returns),
-    the fine-tunes run first, two at a time in worker processes
-    (:func:`~course_lib.training.train_in_workers`); the conversions and evaluations follow.
     The seed is part of the last stage's cache key. Accuracy is measured on
     ``data.x_test`` by LiteRT, one image per ``invoke()``, as in :func:`run_pipeline`.
 
@@ -499,18 +496,9 @@ def seed_repeats(
         raise ValueError("give at least one seed")
     if stages[-1].name in ("ptq", "prune"):
         raise ValueError(f"the last stage {stages[-1].name!r} has no seed to repeat")
-    runs = [[*stages[:-1], stages[-1].with_seed(int(seed))] for seed in seeds]
-    for run in runs:
-        validate_pipeline(run)
-    on_disk = isinstance(base, CachedModel) and base.path.with_suffix(".json").is_file()
-    if on_disk and base.path.is_file():  # a cache entry: the workers load it from there
-        path = str(base.path)
-        if len(stages) > 1:  # the stages every run shares, once (here, as a single call)
-            train_in_workers([partial(_train_chains, path, model_name, [stages[:-1]])], data)
-        # then the last stage of every seed, two at a time in worker processes
-        train_in_workers([partial(_train_chains, path, model_name, [run]) for run in runs], data)
     accuracies = []
-    for run in runs:
+    for seed in seeds:
+        run = [*stages[:-1], stages[-1].with_seed(int(seed))]
         model, _ = train_pipeline(base, run, data, model_name=model_name)
         lite = LiteModel(_convert_last(model, run, data))
         accuracies.append(lite.evaluate(data.x_test, data.y_test))

@@ -311,6 +311,6 @@ def steps_of(cached: CachedModel) -> Sequence[float]:
 
 def compress_job(base_path: str, model_name: str, cfg: RateConfig, data: Dataset) -> None:
     """:func:`compress` of the cached baseline at ``base_path``, as a call for
-    :func:`course_lib.training.train_in_workers`: ``partial(compress_job, str(base.path),
-    model_name, cfg)``."""
+    :func:`course_lib.training.train_in_workers` (shown in 08_learned_compression):
+    ``partial(compress_job, str(base.path), model_name, cfg)``."""
     compress(load_entry(base_path), data, model_name, cfg)

@@ -443,8 +443,9 @@ On the 2-core AMD EPYC of the course's timings, two models trained side by side 
 processes of one TensorFlow thread each finished their epochs 1.3 (seed CNN) to 2.9
 (LeNet-300-100) times sooner than one after the other with TensorFlow's two threads, which
 layers this small cannot keep busy; chapter 04's pipeline stages took 121 s instead of
-about 178 s. The seed CNN's own trainings gain little: two side by side each ran about half
-as fast as one alone, so the chapters that only train the seed CNN (02, 03) do not use it.
+about 178 s. The seed CNN's own trainings gain nothing: two side by side each ran about
+half as fast as one alone (chapter 02's fine-tunes took as long in all; chapter 04's seed
+repeats, 44 s instead of 29 s), so chapters 02 and 03 and the seed repeats do not use it.
 """
 
 _WORKER_DATA: dict[str, Dataset] = {}

@@ -792,23 +792,3 @@ def test_train_pipelines_trains_each_first_stage_once_then_skips(tmp_root, tiny_
         _, entries = combined.train_pipeline(base, stages, tiny_data, model_name="lenet_300_100")
         assert entries and all(e.from_cache for e in entries)
     assert combined.train_pipelines(bases, {"lenet_300_100": pipelines}, tiny_data) == []
-
-
-def test_seed_repeats_of_a_cached_base_train_in_workers_first(tmp_root, tiny_data, monkeypatch):
-    base = training.train_baseline(
-        "lenet_300_100", "mnist", training.TrainConfig(epochs=1, batch_size=128), data=tiny_data
-    )
-    stages = [Stage("prune", sparsity=0.5, epochs=1), Stage("pqat", epochs=1)]
-    calls = []
-    real = combined.train_in_workers
-    monkeypatch.setattr(
-        combined, "train_in_workers", lambda c, d, p=None: calls.append(len(c)) or real(c, d, 1)
-    )
-    first = combined.seed_repeats(base, stages, tiny_data, [1, 2, 3], model_name="lenet_300_100")
-    assert calls == [1, 3]  # the shared prune stage once, then one call per seed
-    for seed in (1, 2, 3):
-        run = [stages[0], stages[1].with_seed(seed)]
-        _, entries = combined.train_pipeline(base, run, tiny_data, model_name="lenet_300_100")
-        assert all(e.from_cache for e in entries)
-    again = combined.seed_repeats(base, stages, tiny_data, [1, 2, 3], model_name="lenet_300_100")
-    assert again == first
