@@ -37,7 +37,7 @@ from course_lib.deep_compression import (
 from course_lib.measure import count_params
 from course_lib.pruning import PruneConfig, fine_tune_pruned
 from course_lib.report import Result
-from course_lib.tflite import LiteModel, convert
+from course_lib.tflite import convert
 from course_lib.training import (
     CachedModel,
     TrainConfig,
@@ -48,7 +48,7 @@ from course_lib.training import (
     load_entry,
     train_in_workers,
 )
-from course_lib.variants import measure_tflite
+from course_lib.variants import measure_tflite, tflite_accuracy
 
 __all__ = [
     "STAGES",
@@ -500,6 +500,5 @@ def seed_repeats(
     for seed in seeds:
         run = [*stages[:-1], stages[-1].with_seed(int(seed))]
         model, _ = train_pipeline(base, run, data, model_name=model_name)
-        lite = LiteModel(_convert_last(model, run, data))
-        accuracies.append(lite.evaluate(data.x_test, data.y_test))
+        accuracies.append(tflite_accuracy(_convert_last(model, run, data), data))
     return accuracies

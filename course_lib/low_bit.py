@@ -33,6 +33,8 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
 from ai_edge_quantizer.utils import validation_utils
 
+from course_lib import memo
+from course_lib.system import cpu_name
 from course_lib.tflite import LiteModel, plain_interpreter, read_tflite
 
 Recipe = list[dict[str, Any]]
@@ -175,7 +177,11 @@ def quantize_tflite(
 
 
 def output_snr_db(
-    float_model: bytes | str | Path, quantized: bytes | str | Path, images: np.ndarray
+    float_model: bytes | str | Path,
+    quantized: bytes | str | Path,
+    images: np.ndarray,
+    *,
+    cache: bool = False,
 ) -> float:
     """Signal-to-noise ratio of the quantized model's output against the float model's, in dB.
 
@@ -184,8 +190,28 @@ def output_snr_db(
     model's outputs. Every 6 dB is about one more bit of agreement. (``validate`` also
     offers an SNR, but as the mean of per-image ratios: one image whose outputs agree to
     1e-9 gives a ratio near 1e9 and swamps the mean, so this pools first.)
+
+    With ``cache`` the answer is remembered under ``artifacts/<mode>/outputs/snr/``, keyed
+    by both files' bytes, the images, the quantizer's and LiteRT's versions and the CPU
+    (:mod:`course_lib.memo`): both models run on LiteRT's CPU kernels, which give the same
+    outputs for the same inputs every time.
     """
     float_bytes = read_tflite(float_model)
+    if cache:
+        quantized_bytes = read_tflite(quantized)
+        key = memo.digest(
+            "output-snr-db",
+            float_bytes,
+            quantized_bytes,
+            np.asarray(images),
+            memo.package_version("ai-edge-quantizer"),
+            memo.package_version("ai-edge-litert"),
+            cpu_name(),
+        )
+        found = memo.remembered_json(
+            "snr", key, lambda: _finite_or_text(output_snr_db(float_bytes, quantized_bytes, images))
+        )
+        return float(found)  # type: ignore[arg-type]  # a number, or "inf" as text
     qt = quantizer.Quantizer(
         bytearray(float_bytes), previous_quantized_model=bytearray(read_tflite(quantized))
     )
@@ -200,6 +226,11 @@ def output_snr_db(
     (mse,) = [v["mse"] for v in comparison.get_all_tensor_results().values()]
     signal = float(np.mean(np.square(LiteModel(float_bytes).predict(images))))
     return float(10 * np.log10(signal / mse)) if mse > 0 else math.inf
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no infinity: store an SNR of identical outputs as the text "inf"."""
+    return value if math.isfinite(value) else str(value)
 
 
 WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
@@ -252,11 +283,16 @@ def mixed_recipe(model: bytes | str | Path, bits: Mapping[str, int]) -> Recipe:
 
 
 def layer_sensitivity(
-    float_model: bytes | str | Path, layers: Sequence[str], images: np.ndarray
+    float_model: bytes | str | Path,
+    layers: Sequence[str],
+    images: np.ndarray,
+    *,
+    cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Quantize one layer at a time to int4 and to int8; the output's SNR for each.
 
     The rest of the model stays float32, so each row shows what that layer alone costs.
+    ``cache`` is passed on to :func:`output_snr_db`.
 
     Returns:
         One row per layer: ``layer``, ``snr_db_int4``, ``snr_db_int8``.
@@ -266,7 +302,7 @@ def layer_sensitivity(
         row: dict[str, Any] = {"layer": layer}
         for b in (4, 8):
             quantized = quantize_tflite(float_model, mixed_recipe(float_model, {layer: b}))
-            row[f"snr_db_int{b}"] = output_snr_db(float_model, quantized, images)
+            row[f"snr_db_int{b}"] = output_snr_db(float_model, quantized, images, cache=cache)
         rows.append(row)
     return rows
 

@@ -26,7 +26,7 @@ from course_lib.data import identity as data_identity
 from course_lib.models import build_model, with_softmax
 from course_lib.report import Result
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
-from course_lib.variants import convert_and_measure
+from course_lib.variants import convert_and_measure, keras_predictions
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 """The global policies this course compares."""
@@ -254,7 +254,7 @@ def measure_policy(
     The Result adds ``policy``, ``train_images_per_s``, ``device``, the Keras accuracy in the
     training policy, the training time and (on a GPU) the peak memory.
     """
-    keras_probs = trained.model.predict(data.x_test, verbose=0, batch_size=1024)
+    keras_top1 = keras_predictions(trained.model, data.x_test)  # remembered: seconds in float16
     return convert_and_measure(
         float32_copy(model_name, trained.model),
         f"{model_name}_{policy}",
@@ -266,7 +266,7 @@ def measure_policy(
         policy=policy,
         train_images_per_s=round(trained.meta["train_images_per_s"], 1),
         device=device_name(),
-        keras_accuracy=round(float(np.mean(keras_probs.argmax(1) == data.y_test)), 4),
+        keras_accuracy=round(float(np.mean(keras_top1 == data.y_test)), 4),
         train_seconds=round(trained.meta["train_seconds"], 1),
         peak_memory_mb=trained.meta.get("peak_memory_mb"),
         epochs=cfg.epochs,
@@ -426,8 +426,7 @@ def deployed_correct(model_name: str, trained: CachedModel, data: Dataset) -> np
 
     For paired comparisons (``stats.mcnemar``) of two policies on the same test images.
     """
-    probs = float32_copy(model_name, trained.model).predict(data.x_test, verbose=0, batch_size=1024)
-    return probs.argmax(1) == data.y_test
+    return keras_predictions(float32_copy(model_name, trained.model), data.x_test) == data.y_test
 
 
 def seed_runs(

@@ -20,7 +20,7 @@ from course_lib.data import identity as data_identity
 from course_lib.measure import overall_sparsity, sparsity_report
 from course_lib.report import Result
 from course_lib.training import CachedModel, TrainConfig, cached_model, compile_model, fit
-from course_lib.variants import convert_and_measure
+from course_lib.variants import convert_and_measure, keras_predictions
 
 sparsity_api = tfmot.sparsity.keras
 
@@ -428,7 +428,7 @@ def layer_sensitivity(
             for s in sparsities:
                 kernel = original[0] * magnitude_mask(original[0], s)
                 layer.set_weights([kernel, *original[1:]])
-                predictions = model.predict(x, verbose=0, batch_size=1024).argmax(axis=1)
+                predictions = keras_predictions(model, x)  # remembered by weights and images
                 curves[name].append(float(np.mean(predictions == y)))
         finally:
             layer.set_weights(original)

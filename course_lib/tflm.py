@@ -97,6 +97,21 @@ def _probe(path: str, arena_bytes: int) -> tuple[bool, str]:
     return False, told
 
 
+def _probe_content(content: bytes, arena_bytes: int, cache: bool) -> tuple[bool, str]:
+    """:func:`_probe` for a model's bytes; with ``cache``, the outcome is remembered under
+    ``artifacts/<mode>/outputs/tflm/`` by the bytes, the arena and the ``tflite-micro``
+    version: TFLM plans the same buffers for the same arena every time."""
+    if cache:
+        version = memo.package_version(RUNTIME_PACKAGE)
+        key = memo.digest("tflm-probe", content, int(arena_bytes), version)
+        ok, told = memo.remembered_json(  # type: ignore[misc]  # a two-item JSON list
+            "tflm", key, lambda: list(_probe_content(content, arena_bytes, cache=False))
+        )
+        return bool(ok), str(told)
+    with _model_file(content) as path:
+        return _probe(path, arena_bytes)  # fail here, not by crashing this process
+
+
 def _refuse_offset_buffers(content: bytes) -> None:
     """Refuse a model whose weights TFLM would not see (see :func:`tflite.offset_buffers`).
 
@@ -126,6 +141,10 @@ class MicroModel:
     :class:`course_lib.tflite.LiteModel` does (it reads the scales stored in the file), so a
     prediction of both runtimes on the same images can be compared one to one.
 
+    Before the model is prepared here, a separate process tries it (see :func:`_probe`), so
+    a crash takes down that process, not this one. With ``cache=True`` the outcome of that
+    try is remembered by the model's bytes, the arena and the ``tflite-micro`` version.
+
     Raises:
         MicroRuntimeError: TFLM refuses the model (for example a dynamic-range or float16
             file) or the arena is too small; the message quotes TFLM's reason. Also a
@@ -134,15 +153,20 @@ class MicroModel:
         ValueError: ``arena_bytes`` < 1.
     """
 
-    def __init__(self, model: bytes | str | Path, arena_bytes: int = DEFAULT_ARENA_BYTES):
+    def __init__(
+        self,
+        model: bytes | str | Path,
+        arena_bytes: int = DEFAULT_ARENA_BYTES,
+        *,
+        cache: bool = False,
+    ):
         from tflite_micro.python.tflite_micro import runtime  # heavy: imported on first use
 
         _check_arena(arena_bytes)
         self.content = read_tflite(model)
         _refuse_offset_buffers(self.content)
         self.arena_bytes = int(arena_bytes)
-        with _model_file(self.content) as path:
-            ok, told = _probe(path, self.arena_bytes)  # fail here, not by crashing this process
+        ok, told = _probe_content(self.content, self.arena_bytes, cache)
         if not ok:
             raise MicroRuntimeError(
                 f"TFLM could not prepare the model with a {self.arena_bytes:,}-byte arena: {told}"

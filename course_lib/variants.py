@@ -7,6 +7,7 @@ single-image latency with LiteRT, plus parameters, non-zeros and MACs from the K
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,11 @@ from course_lib import config
 from course_lib.compat import keras
 from course_lib.data import Dataset
 from course_lib.measure import count_macs, count_nonzero, count_params, gzip_size
-from course_lib.memo import digest, package_version, remembered_json
+from course_lib.memo import digest, package_version, remembered_array, remembered_json
 from course_lib.report import Result
 from course_lib.stats import accuracy_ci95
-from course_lib.system import cpu_name
-from course_lib.tflite import LiteModel, convert, save_tflite
+from course_lib.system import cpu_name, gpu_names
+from course_lib.tflite import LiteModel, convert, integer_labels, read_tflite, save_tflite
 
 LATENCY_ROUNDS = 5
 """Latency is measured in this many rounds, each after its own warm-up, and pooled."""
@@ -35,30 +36,98 @@ RUNTIME_PACKAGE = "ai-edge-litert"
 """The runtime whose version is part of every remembered accuracy."""
 
 
+def tflite_predictions(model: bytes | str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The top-1 class of each image of ``x`` through LiteRT, one image per ``invoke()``,
+    remembered.
+
+    The answer depends only on the file's bytes, the images, the interpreter's threads, the
+    LiteRT version and the CPU (XNNPACK picks its kernels by the CPU's features), so it is
+    stored in ``artifacts/<mode>/outputs/litert/`` under a digest of all of them
+    (:mod:`course_lib.memo`) and read back on a later run, in this notebook or another (07
+    runs the files of 02-06 again). Latency is never remembered: it is about now.
+
+    Raises:
+        ValueError: not a .tflite, or images of the wrong shape or dtype.
+    """
+    content = read_tflite(model)
+    x = np.asarray(x)
+    key = digest("litert-top1", content, x, threads, package_version(RUNTIME_PACKAGE), cpu_name())
+    return remembered_array(
+        "litert",
+        key,
+        lambda: LiteModel(content, num_threads=threads).predict(x).argmax(axis=-1),
+    )
+
+
+def tflite_correct(model: bytes | str | Path, data: Dataset, threads: int = 1) -> np.ndarray:
+    """Per test image of ``data``, whether the .tflite's top-1 class is right, remembered.
+
+    The same as ``LiteModel(model).correct(data.x_test, data.y_test)``, read back when
+    :func:`tflite_predictions` has the answer. Two models' arrays feed
+    :func:`course_lib.stats.mcnemar`.
+    """
+    labels = integer_labels(data.y_test)
+    predictions = tflite_predictions(model, data.x_test, threads)
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} test images but {len(labels)} labels")
+    return predictions == labels
+
+
 def tflite_accuracy(content: bytes, data: Dataset, threads: int = 1) -> float:
     """Top-1 accuracy of a .tflite on ``data``'s test images through LiteRT, remembered.
 
-    The answer depends only on the file's bytes, the images and labels, the interpreter's
-    threads, the LiteRT version and the CPU (XNNPACK picks its kernels by the CPU's
-    features), so it is stored in ``artifacts/<mode>/outputs/litert/`` under a digest of
-    all of them (:mod:`course_lib.memo`) and read back on a later run. Latency is never
-    remembered: it is about now.
+    The share of :func:`tflite_correct`: the predictions are read back when stored.
     """
+    return float(np.mean(tflite_correct(content, data, threads)))
+
+
+KERAS_PACKAGES = ("tensorflow", "tf-keras")
+"""Packages whose versions are part of every remembered Keras prediction."""
+
+
+def keras_predictions(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The top-1 class of each image of ``x`` from ``model.predict``, remembered.
+
+    Keyed by the model's architecture (``to_json``, its dtype policy included) and every
+    weight, the images, the batch size, the TensorFlow and tf_keras versions, the CPU and
+    the GPUs TensorFlow sees:
+    06 asks again on every run for the accuracy of models that emulate float16 on the CPU,
+    several seconds each. A model that cannot describe itself as JSON is predicted every
+    time.
+    """
+    x = np.asarray(x)
+
+    def predict() -> np.ndarray:
+        return model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=-1)
+
+    try:
+        architecture = model.to_json()
+    except (NotImplementedError, TypeError, ValueError):
+        return predict()
+    weights = [np.asarray(w) for w in model.get_weights()]
     key = digest(
-        "litert-accuracy",
-        content,
-        data.x_test,
-        data.y_test,
-        threads,
-        package_version(RUNTIME_PACKAGE),
+        "keras-top1",
+        architecture,
+        len(weights),
+        *weights,
+        x,
+        int(batch_size),
+        *(package_version(name) for name in KERAS_PACKAGES),
         cpu_name(),
+        ", ".join(gpu_names()),  # a GPU computes other float16 and bfloat16 roundings
     )
-    accuracy = remembered_json(
-        "litert",
-        key,
-        lambda: LiteModel(content, num_threads=threads).evaluate(data.x_test, data.y_test),
-    )
-    return float(accuracy)  # type: ignore[arg-type]  # a JSON number
+    return remembered_array("keras", key, predict)
+
+
+def tflite_gzip_size(content: bytes) -> int:
+    """:func:`course_lib.measure.gzip_size` of a .tflite (level 9), remembered by content.
+
+    gzip -9 takes about 0.3 s on a pruned seed-CNN file (its runs of zeros are slow to
+    match), and the course measures some files in several chapters. The size depends only
+    on the bytes and the zlib version, both part of the key.
+    """
+    key = digest("gzip-9", bytes(content), zlib.ZLIB_RUNTIME_VERSION)
+    return int(remembered_json("gzip", key, lambda: gzip_size(content)))  # type: ignore[call-overload]
 
 
 def tflite_path(variant: str, folder: str = "tflite", dataset: str = "mnist") -> Path:
@@ -119,7 +188,7 @@ def measure_tflite(
         nonzero_params=count_nonzero(keras_model) if nonzero_params is None else nonzero_params,
         macs=count_macs(keras_model),
         tflite_bytes=len(content),
-        tflite_gzip_bytes=gzip_size(content),
+        tflite_gzip_bytes=tflite_gzip_size(content),
         latency_us=round(stats.median_us, 2),
         accuracy_ci95=accuracy_ci95(accuracy, len(data.y_test)),
         latency_iqr_us=stats.iqr_us,

@@ -654,27 +654,13 @@ def test_seed_repeats_messages_and_seeds(monkeypatch, tiny_data):
         lambda base, run, data, model_name: runs.append(run) or (run, []),
     )
     monkeypatch.setattr(combined, "_convert_last", lambda m, run, d: run[-1].seed)
-    monkeypatch.setattr(
-        combined,
-        "LiteModel",
-        lambda seed: SimpleNamespaceLite(seed),
-    )
+    monkeypatch.setattr(combined, "tflite_accuracy", lambda seed, data: seed / 10)
     accuracies = combined.seed_repeats(
         "b", S("cluster", "cqat"), tiny_data, [np.int64(3), 9], model_name="n"
     )
     assert accuracies == [0.3, 0.9]
     assert [run[-1].seed for run in runs] == [3, 9] and type(runs[0][-1].seed) is int
     assert all(run[0] == S("cluster")[0] for run in runs)
-
-
-class SimpleNamespaceLite:
-    """A stand-in LiteModel whose accuracy reveals the seed it was built for."""
-
-    def __init__(self, seed):
-        self.seed = seed
-
-    def evaluate(self, x, y):
-        return self.seed / 10
 
 
 # --- mutation-testing follow-ups: messages, stage plumbing and seed repeats, by hand -------
@@ -706,14 +692,11 @@ def test_seed_repeats_reseeds_only_the_last_stage(monkeypatch, tiny_data):
         combined, "_convert_last", lambda model, run, data: converted.append(data) or b"x"
     )
 
-    class Lite:
-        def __init__(self, content):
-            assert content == b"x"
+    def accuracy(content, data):
+        assert content == b"x" and data is tiny_data
+        return 0.5
 
-        def evaluate(self, x, y):
-            return 0.5
-
-    monkeypatch.setattr(combined, "LiteModel", Lite)
+    monkeypatch.setattr(combined, "tflite_accuracy", accuracy)
     prune, cluster = Stage("prune", sparsity=0.5), Stage("cluster", clusters=4)
     stages = [prune, cluster, Stage("pcqat")]
     assert combined.seed_repeats(None, stages, tiny_data, [3, 4], model_name="t") == [0.5, 0.5]

@@ -187,3 +187,24 @@ def test_sensitivity_and_mixed_recipe(dense_file, dense_inputs):
     int8 = low_bit.quantize_tflite(dense_file, "aeq_dynamic_wi8")
     assert len(int4) < len(mixed) < len(int8)
     assert abs(len(mixed) - len(int4) - 320 / 2) <= 64  # only fc2's 320 weights are int8
+
+
+def test_output_snr_db_is_remembered_with_cache(float_file, tiny_data, tmp_root, monkeypatch):
+    x = tiny_data.x_test[:40]
+    int4 = low_bit.quantize_tflite(float_file, "aeq_dynamic_wi4")
+    int8 = low_bit.quantize_tflite(float_file, "aeq_dynamic_wi8")
+    want = {q: low_bit.output_snr_db(float_file, q, x) for q in (int4, int8)}
+    assert low_bit.output_snr_db(float_file, int4, x, cache=True) == want[int4]
+    assert low_bit.output_snr_db(float_file, float_file, x, cache=True) == math.inf
+    runs = []
+    real = low_bit.quantizer.Quantizer
+    monkeypatch.setattr(
+        low_bit.quantizer, "Quantizer", lambda *a, **k: runs.append(1) or real(*a, **k)
+    )
+    assert low_bit.output_snr_db(float_file, int4, x, cache=True) == want[int4]  # read back
+    assert low_bit.output_snr_db(float_file, float_file, x, cache=True) == math.inf
+    assert runs == []
+    assert low_bit.output_snr_db(float_file, int8, x, cache=True) == want[int8]  # other file
+    assert low_bit.output_snr_db(float_file, int4, x[:20], cache=True) != want[int4]  # images
+    assert low_bit.output_snr_db(float_file, int4, x) == want[int4]  # no cache: runs
+    assert len(runs) == 3

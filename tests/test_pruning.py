@@ -206,7 +206,7 @@ def test_structured_2_4_pruning_holds_after_training(tmp_root, tiny_data):
         assert pruning.m_by_n_violations(model.get_layer(name).get_weights()[0], 2, 4) == 0
 
 
-def test_layer_sensitivity_restores_weights(tiny_model, tiny_data):
+def test_layer_sensitivity_restores_weights(tiny_model, tiny_data, tmp_root):
     before = [w.copy() for w in tiny_model.get_weights()]
     curves = pruning.layer_sensitivity(
         tiny_model, ["conv", "dense"], [0.0, 0.99], tiny_data.x_test, tiny_data.y_test
@@ -513,7 +513,7 @@ def test_per_layer_for_total_leaves_unnamed_layers_dense():
     assert targets == {"fc2": 0.5, "fc1": round(zeros / 235_200, 6)}
 
 
-def test_layer_sensitivity_by_hand(capsys):
+def test_layer_sensitivity_by_hand(capsys, tmp_root):
     # outputs x @ K: with K = [[1, .1], [.2, 3]] both classes are reachable
     model = _two_dense([[1.0, 0.1], [0.2, 3.0]])
     x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.5], [1.0, 0.2]], np.float32)
@@ -647,7 +647,7 @@ def test_prune_and_measure_fills_the_result_fields(monkeypatch, tiny_data):
     assert captured[1][1]["fine_tune_seconds"] == 0.0
 
 
-def test_layer_sensitivity_prints_nothing(capsys, tiny_model, tiny_data):
+def test_layer_sensitivity_prints_nothing(capsys, tiny_model, tiny_data, tmp_root):
     pruning.layer_sensitivity(tiny_model, ["dense"], [0.5], tiny_data.x_test, tiny_data.y_test)
     assert capsys.readouterr().out == ""
 

@@ -202,3 +202,15 @@ def test_a_run_that_fills_the_output_store_is_not_a_cached_run(tmp_root):
     assert "full_cached_s" not in json.loads(timings.read_text())["notebooks"]["01_tflm"]
     assert runner.main(["01_tflm"]) == 0  # the answer is stored now: a cached run
     assert "full_cached_s" in json.loads(timings.read_text())["notebooks"]["01_tflm"]
+
+
+def test_execute_kills_the_kernel_instead_of_waiting_for_its_shutdown(tmp_root):
+    # Waiting for TensorFlow's own shutdown costs 1-2 s a notebook. Every output is in once
+    # the last cell returns, so the kernel is killed: its exit handlers never run.
+    marker = tmp_root / "exit_handler_ran"
+    path = tmp_root / "notebooks" / "97_exit.ipynb"
+    source = f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).touch)"
+    nbformat.write(_notebook(source, "print('done')"), path)
+    nb, _ = runner.execute(path, fast=True)
+    assert nb.cells[2].outputs[0]["text"] == "done\n"
+    assert not marker.exists()

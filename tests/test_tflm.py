@@ -240,3 +240,25 @@ def test_cache_gives_the_same_answers_and_runs_only_what_changed(
         tflm.predict_many([int8_file], x, cache=True)
     with pytest.raises(AssertionError, match="ran TFLM"):
         tflm.min_arena_bytes(int8_file, cache=True)
+
+
+def test_micro_model_remembers_its_probe_only_with_cache(int8_file, tmp_root, monkeypatch):
+    tries = []
+    probe = tflm._probe
+    monkeypatch.setattr(tflm, "_probe", lambda path, n: tries.append(n) or probe(path, n))
+    tflm.MicroModel(int8_file)
+    tflm.MicroModel(int8_file)
+    assert len(tries) == 2  # without cache: a probe every time
+    tries.clear()
+    first = tflm.MicroModel(int8_file, cache=True)
+    again = tflm.MicroModel(int8_file, cache=True)
+    assert tries == [tflm.DEFAULT_ARENA_BYTES]  # read back the second time
+    x = np.zeros((2, *first.reference.input_shape[1:]), np.float32)
+    np.testing.assert_array_equal(first.predict(x), again.predict(x))
+    tflm.MicroModel(int8_file, 2 * tflm.DEFAULT_ARENA_BYTES, cache=True)  # another arena
+    assert tries == [tflm.DEFAULT_ARENA_BYTES, 2 * tflm.DEFAULT_ARENA_BYTES]
+    # a refusal is remembered with TFLM's words, and raised again without a new probe
+    for _ in range(2):
+        with pytest.raises(tflm.MicroRuntimeError, match="16-byte arena: .+"):
+            tflm.MicroModel(int8_file, 16, cache=True)
+    assert tries[2:] == [16]
