@@ -104,10 +104,12 @@ def _probe_content(content: bytes, arena_bytes: int, cache: bool) -> tuple[bool,
     if cache:
         version = memo.package_version(RUNTIME_PACKAGE)
         key = memo.digest("tflm-probe", content, int(arena_bytes), version)
-        ok, told = memo.remembered_json(  # type: ignore[misc]  # a two-item JSON list
+        found = memo.remembered_json(
             "tflm", key, lambda: list(_probe_content(content, arena_bytes, cache=False))
         )
-        return bool(ok), str(told)
+        if not isinstance(found, list) or len(found) != 2:
+            raise ValueError(f"a stored TFLM probe should be [ok, words], got {found!r}")
+        return bool(found[0]), str(found[1])
     with _model_file(content) as path:
         return _probe(path, arena_bytes)  # fail here, not by crashing this process
 
