@@ -8,6 +8,7 @@ each file is registered with its sha256 and is only used when the hash matches.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -276,7 +277,8 @@ def load_dataset(
         data_dir: folder holding the ``.npz`` files (default: the repository's ``data/``).
 
     Returns:
-        A :class:`Dataset`.
+        A :class:`Dataset`. Its arrays are read-only: a second call with the same arguments
+        (and an unchanged file) returns a new Dataset around the same arrays, kept in memory.
 
     Raises:
         ValueError: unknown name, corrupt file, or impossible subset sizes.
@@ -284,7 +286,37 @@ def load_dataset(
     """
     spec = _spec(name)
     fast = config.is_fast() if fast is None else fast
-    raw = load_raw(name, data_dir)
+    path = dataset_path(name, data_dir)
+    return dataclasses.replace(  # a Dataset of its own, around the shared read-only arrays
+        _load_dataset(
+            spec,
+            fast,
+            train_per_class,
+            val_per_class,
+            test_per_class,
+            seed,
+            str(path),
+            path.stat().st_mtime,
+        )
+    )
+
+
+@lru_cache(maxsize=4)
+def _load_dataset(
+    spec: DatasetSpec,
+    fast: bool,
+    train_per_class: int,
+    val_per_class: int,
+    test_per_class: int,
+    seed: int,
+    path: str,
+    mtime: float,
+) -> Dataset:
+    """:func:`load_dataset`, kept in memory: a notebook's reference cells load the same
+    dataset as its helpers, and normalising it again takes half a second. The arrays are
+    read-only, because every caller shares them."""
+    name = spec.name
+    raw = _load_npz(path, mtime)
     x_all, y_all = raw["x_train"], raw["y_train"].astype(np.int64)
     x_tr, y_tr = x_all[:-VAL_SIZE], y_all[:-VAL_SIZE]
     x_val, y_val = x_all[-VAL_SIZE:], y_all[-VAL_SIZE:]
@@ -293,7 +325,7 @@ def load_dataset(
         x_tr, y_tr = balanced_subset(x_tr, y_tr, train_per_class, seed)
         x_val, y_val = balanced_subset(x_val, y_val, val_per_class, seed)
         x_te, y_te = balanced_subset(x_te, y_te, test_per_class, seed)
-    return Dataset(
+    dataset = Dataset(
         name=name,
         x_train=normalize(x_tr),
         y_train=y_tr,
@@ -304,3 +336,6 @@ def load_dataset(
         class_names=spec.class_names,
         fast=fast,
     )
+    for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        getattr(dataset, field).setflags(write=False)  # shared by every caller
+    return dataset

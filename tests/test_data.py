@@ -294,3 +294,20 @@ def test_fast_subsets_follow_sizes_seed_and_data_dir(tmp_path):
     assert not np.array_equal(default.x_train, other.x_train)
     with pytest.raises(FileNotFoundError, match="is missing"):
         data.load_dataset("mnist", fast=True, data_dir=tmp_path)
+
+
+def test_load_dataset_shares_read_only_arrays_between_calls(tmp_root):
+    first = data.load_dataset("mnist", fast=True)
+    again = data.load_dataset("mnist", fast=True)
+    assert again is not first  # a Dataset of its own: replacing a field changes only it
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        array = getattr(first, name)
+        assert getattr(again, name) is array and not array.flags.writeable, name
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    again.x_train = again.x_train[:10]
+    assert len(data.load_dataset("mnist", fast=True).x_train) == 3_000
+    other = data.load_dataset("mnist", fast=True, seed=1)  # other arguments: other arrays
+    assert not np.array_equal(other.x_train, first.x_train)
+    full = data.load_dataset("mnist", fast=False)
+    assert len(full.x_train) == 55_000 and full.x_test is not first.x_test
