@@ -36,6 +36,7 @@ from course_lib.deep_compression import (
 )
 from course_lib.measure import count_params
 from course_lib.pruning import PruneConfig, fine_tune_pruned
+from course_lib.quantization import fixed_quantizer_names
 from course_lib.report import Result
 from course_lib.tflite import convert
 from course_lib.training import (
@@ -256,14 +257,14 @@ def _quantize(model: keras.Model, stage: str) -> keras.Model:
     q = tfmot.quantization.keras
     model = copy_model(model)
     if stage == "qat":
-        return q.quantize_model(model)
+        return fixed_quantizer_names(q.quantize_model(model))
     combine = tfmot.experimental.combine
     scheme = {
         "pqat": lambda: combine.Default8BitPrunePreserveQuantizeScheme(),
         "cqat": lambda: combine.Default8BitClusterPreserveQuantizeScheme(),
         "pcqat": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True),
     }[stage]()
-    return q.quantize_apply(q.quantize_annotate_model(model), scheme)
+    return fixed_quantizer_names(q.quantize_apply(q.quantize_annotate_model(model), scheme))
 
 
 def _train_config(stage: Stage) -> TrainConfig:

@@ -226,6 +226,24 @@ def tflite_quantization(model: bytes | str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def fixed_quantizer_names(model: keras.Model) -> keras.Model:
+    """Name the input quantizers of a QAT Sequential model ``quantize_layer``, ``_1``, ...
+
+    tfmot names each ``QuantizeLayer`` like any unnamed Keras layer, from a counter of the
+    whole process (``quantize_layer``, ``quantize_layer_1``, ... in the order QAT models are
+    built), and the name reaches the converted file's tensor names. Without this, the same
+    weights would convert to other bytes depending on how many QAT models the notebook had
+    built before, and a conversion remembered by architecture (``convert(cache=True)``)
+    would miss on the next run. A functional model is returned unchanged: its saved graph
+    refers to its layers by their names.
+    """
+    if isinstance(model, keras.Sequential):
+        quantizers = [layer for layer in model.layers if type(layer).__name__ == "QuantizeLayer"]
+        for i, layer in enumerate(quantizers):
+            layer._name = "quantize_layer" + (f"_{i}" if i else "")  # noqa: SLF001
+    return model
+
+
 def quantization_aware_model(
     base: CachedModel,
     data: Dataset,
@@ -260,7 +278,7 @@ def quantization_aware_model(
     """
 
     def rebuild() -> keras.Model:
-        return tfmot.quantization.keras.quantize_model(base.model)
+        return fixed_quantizer_names(tfmot.quantization.keras.quantize_model(base.model))
 
     def create() -> tuple[keras.Model, dict[str, Any]]:
         model = compile_model(rebuild(), learning_rate)

@@ -775,3 +775,9 @@ def test_train_pipelines_trains_each_first_stage_once_then_skips(tmp_root, tiny_
         _, entries = combined.train_pipeline(base, stages, tiny_data, model_name="lenet_300_100")
         assert entries and all(e.from_cache for e in entries)
     assert combined.train_pipelines(bases, {"lenet_300_100": pipelines}, tiny_data) == []
+
+
+def test_every_qat_stage_builds_the_same_model_twice(tiny_model):
+    for stage in ("qat", "pqat", "cqat", "pcqat"):
+        first, second = (combined._quantize(tiny_model, stage) for _ in range(2))
+        assert first.to_json() == second.to_json(), stage

@@ -289,3 +289,24 @@ def test_a_range_that_is_not_finite_is_refused(lo, hi):
         quantization.affine_params(lo, hi)
     with pytest.raises(ValueError, match="range must be finite"):
         quantization.quantize_tensor(np.array([0.5, np.nan], dtype=np.float32))
+
+
+def test_qat_models_built_one_after_another_convert_to_the_same_bytes(tiny_model):
+    # tfmot names the input's QuantizeLayer from a process-wide counter; the name reaches
+    # the .tflite's tensor names, so the second model used to convert to other bytes
+    from course_lib.compat import keras, tfmot
+
+    built = [
+        quantization.fixed_quantizer_names(tfmot.quantization.keras.quantize_model(tiny_model))
+        for _ in range(2)
+    ]
+    assert [layer.name for layer in built[0].layers][0] == "quantize_layer"
+    assert built[0].to_json() == built[1].to_json()
+    assert tflite.convert(built[0], "int8") == tflite.convert(built[1], "int8")
+    # a functional model keeps tfmot's names: its graph refers to layers by name
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, name="d")(keras.layers.Flatten(name="f")(inputs))
+    functional = tfmot.quantization.keras.quantize_model(keras.Model(inputs, outputs))
+    names = [layer.name for layer in functional.layers]
+    assert [layer.name for layer in quantization.fixed_quantizer_names(functional).layers] == names
+    functional.to_json()  # still serialisable
