@@ -166,3 +166,10 @@ def results_dir() -> Path:
         path = repo_root() / "results" if not is_fast() else artifacts_dir("results")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS reports it), >= 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib import memo
+from course_lib import config, memo
 from course_lib.compat import captured_fd2
 from course_lib.tflite import LiteModel, integer_labels, offset_buffers, read_tflite
 
@@ -355,8 +354,8 @@ def predict_many(
             memo.remembered_array("tflm", key, partial(fresh.__getitem__, i))
             for i, key in enumerate(keys)
         ]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = min(processes or cores or 1, len(contents))
+    cores = config.usable_cores()
+    workers = min(processes or cores, len(contents))
     with ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),

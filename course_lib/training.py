@@ -456,10 +456,8 @@ def _start_worker(data: Dataset, note: str) -> None:
     _WORKER_NOTE["trained_by"] = note
 
 
-def _run_in_worker(call: Callable[[Dataset], object]) -> float:
-    start = time.perf_counter()
+def _run_in_worker(call: Callable[[Dataset], object]) -> None:
     call(_WORKER_DATA["data"])
-    return time.perf_counter() - start
 
 
 @contextlib.contextmanager
@@ -510,14 +508,14 @@ def train_in_workers(
     if processes is not None and processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     todo = [i for i, call in enumerate(calls) if not is_cached(call, data)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = config.usable_cores()
     default = config.pick(full=TRAINING_PROCESSES, fast=1)
-    workers = min(processes or default, len(todo), cores or 1)
+    workers = min(processes or default, len(todo), cores)
     if workers <= 1:
         for i in todo:
             calls[i](data)
         return todo
-    threads = str(max(1, (cores or 1) // workers))
+    threads = str(max(1, cores // workers))
     note = f"a worker process, {workers} training at once, {threads} TensorFlow thread(s) each"
     env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
     with (

@@ -90,3 +90,13 @@ def test_the_cache_outside_the_course_is_shown_absolute(tmp_root, tmp_path_facto
     assert config.shown_path(config.results_dir()) == elsewhere / "fast" / "results"
     monkeypatch.setenv(config.FAST_ENV, "0")
     assert config.shown_path(config.results_dir()) == Path("results")
+
+
+def test_usable_cores_follows_the_affinity_then_the_cpu_count(monkeypatch):
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert config.usable_cores() == 3  # the cores this process may use, not all of them
+    monkeypatch.delattr(config.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 6)
+    assert config.usable_cores() == 6
+    monkeypatch.setattr(config.os, "cpu_count", lambda: None)  # unknown: at least one
+    assert config.usable_cores() == 1
