@@ -184,6 +184,19 @@ CONVERSION_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization"
 """Packages whose versions are part of every conversion's key (a new converter converts)."""
 
 
+def model_digest_parts(model: keras.Model) -> list[object] | None:
+    """A Keras model as :func:`course_lib.memo.digest` parts: its architecture (``to_json``,
+    layer names, wrappers and dtype policy included), the number of weights, then every
+    weight (trainable or not). None when the model cannot describe itself as JSON (a layer
+    without ``get_config``): what depends on it is then never remembered."""
+    try:
+        architecture = model.to_json()
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+    weights = [np.asarray(w) for w in model.get_weights()]
+    return [architecture, len(weights), *weights]
+
+
 def conversion_key(
     model: keras.Model,
     kind: str,
@@ -197,16 +210,12 @@ def conversion_key(
     cannot describe itself as JSON (a layer without ``get_config``): it is then never
     cached.
     """
-    try:
-        architecture = model.to_json()
-    except (NotImplementedError, TypeError, ValueError):
+    parts = model_digest_parts(model)
+    if parts is None:
         return None
-    weights = [np.asarray(w) for w in model.get_weights()]
     return digest(
         "tflite.convert",
-        architecture,
-        len(weights),
-        *weights,
+        *parts,
         kind,
         calibration_images,
         sparse_format,

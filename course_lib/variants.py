@@ -21,7 +21,14 @@ from course_lib.memo import digest, package_version, remembered_array, remembere
 from course_lib.report import Result
 from course_lib.stats import accuracy_ci95
 from course_lib.system import cpu_name, gpu_names
-from course_lib.tflite import LiteModel, convert, integer_labels, read_tflite, save_tflite
+from course_lib.tflite import (
+    LiteModel,
+    convert,
+    integer_labels,
+    model_digest_parts,
+    read_tflite,
+    save_tflite,
+)
 
 LATENCY_ROUNDS = 5
 """Latency is measured in this many rounds, each after its own warm-up, and pooled."""
@@ -100,16 +107,12 @@ def keras_predictions(model: keras.Model, x: np.ndarray, batch_size: int = 1024)
     def predict() -> np.ndarray:
         return model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=-1)
 
-    try:
-        architecture = model.to_json()
-    except (NotImplementedError, TypeError, ValueError):
+    parts = model_digest_parts(model)
+    if parts is None:
         return predict()
-    weights = [np.asarray(w) for w in model.get_weights()]
     key = digest(
         "keras-top1",
-        architecture,
-        len(weights),
-        *weights,
+        *parts,
         x,
         int(batch_size),
         *(package_version(name) for name in KERAS_PACKAGES),
