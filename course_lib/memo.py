@@ -2,7 +2,8 @@
 
 Introduced in 01_baseline, where the course's measuring helpers remember each .tflite
 conversion (:func:`course_lib.tflite.convert` with ``cache=True``) and each file's LiteRT
-accuracy (:func:`course_lib.variants.tflite_accuracy`); used again in 07_deployment.
+predictions (:func:`course_lib.variants.tflite_predictions`, which ``tflite_accuracy`` and
+``tflite_correct`` read); used again in 02, 03, 06 and 07_deployment.
 Running a model on TFLM's reference kernels over 10,000 test images, or searching for its
 smallest arena, gives the same answer every time for the same .tflite bytes, the same
 inputs and the same runtime version. A second run of a notebook need not wait for it
