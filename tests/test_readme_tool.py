@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -21,6 +23,25 @@ def test_notebook_title_and_description(tmp_path):
     _write(path, "no title")
     with pytest.raises(ValueError, match="H1 title"):
         readme.notebook_title(path)
+
+
+def test_notebook_title_reads_a_source_stored_as_one_string(tmp_path):
+    # nbformat writes a cell's source as a list of lines; the format also allows one string
+    path = tmp_path / "06_y.ipynb"
+    cells = [
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "# 00 · not markdown",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {"cell_type": "markdown", "metadata": {}, "source": "# 06 · Y\n\nTeaches Y."},
+    ]
+    path.write_text(
+        json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    assert readme.notebook_title(path) == ("06 · Y", "Teaches Y.")
 
 
 def test_render_fills_the_sections(tmp_root):
