@@ -49,7 +49,7 @@ from course_lib.training import (
     load_entry,
     train_in_workers,
 )
-from course_lib.variants import measure_tflite, tflite_accuracy
+from course_lib.variants import measure_tflite, tflite_correct
 
 __all__ = [
     "STAGES",
@@ -488,18 +488,40 @@ def seed_repeats(
     for every seed), so a repeat costs one fine-tune, one conversion and one evaluation.
     The seed is part of the last stage's cache key. Accuracy is measured on
     ``data.x_test`` by LiteRT, one image per ``invoke()``, as in :func:`run_pipeline`.
+    :func:`seed_repeats_correct` gives the answers per test image instead.
 
     Raises:
         ValueError: no seeds, a last stage that does not train (``ptq``), or see
             :func:`validate_pipeline`.
     """
+    correct = seed_repeats_correct(base, stages, data, seeds, model_name=model_name)
+    return [float(np.mean(c)) for c in correct]
+
+
+def seed_repeats_correct(
+    base: CachedModel,
+    stages: Sequence[Stage],
+    data: Dataset,
+    seeds: Sequence[int],
+    *,
+    model_name: str,
+) -> list[np.ndarray]:
+    """As :func:`seed_repeats`, but per seed the right/wrong of each test image.
+
+    Shown in 04_combined: the arrays of two pipelines go to
+    :func:`course_lib.stats.seed_comparison`, which then also asks McNemar's test whether
+    the test images separate each seed's two models.
+
+    Raises:
+        ValueError: as :func:`seed_repeats`.
+    """
     if not seeds:
         raise ValueError("give at least one seed")
     if stages[-1].name in ("ptq", "prune"):
         raise ValueError(f"the last stage {stages[-1].name!r} has no seed to repeat")
-    accuracies = []
+    correct = []
     for seed in seeds:
         run = [*stages[:-1], stages[-1].with_seed(int(seed))]
         model, _ = train_pipeline(base, run, data, model_name=model_name)
-        accuracies.append(tflite_accuracy(_convert_last(model, run, data), data))
-    return accuracies
+        correct.append(tflite_correct(_convert_last(model, run, data), data))
+    return correct

@@ -318,17 +318,27 @@ def _seed_lines(comparisons: Sequence[dict[str, Any]]) -> list[str]:
     ties = [c for c in comparisons if not c["significant"]]
     names = "; ".join(
         f"{c['a']} vs {c['b']} ({c['notebook']}, {100 * c['mean_diff']:+.2f} points, "
-        f"p = {c['p_value']:.2g}, {'significant' if c['significant'] else 'tie'})"
+        f"p = {c['p_value']:.2g}{_mcnemar_note(c)}, "
+        f"{'significant' if c['significant'] else 'tie'})"
         for c in comparisons
     )
     return [
         "",
         f"Where a chapter repeated training with several seeds, {len(ties)} of "
-        f"{len(comparisons)} comparisons are ties (paired t-test, p ≥ 0.05): {names}.",
+        f"{len(comparisons)} comparisons are ties (paired t-test p ≥ 0.05, or, where the "
+        f"chapter kept each seed's answers per test image, a seed whose two models McNemar's "
+        f"test cannot tell apart): {names}.",
         "",
         f"中文：在用多个随机种子重复训练的 {len(comparisons)} 组比较中，{len(ties)} 组差异不显著"
-        "（配对 t 检验 p ≥ 0.05），即打平。",
+        "（配对 t 检验 p ≥ 0.05，或某个种子的两个模型在测试图像上"
+        "经 McNemar 检验无法区分），即打平。",
     ]
+
+
+def _mcnemar_note(comparison: dict[str, Any]) -> str:
+    """``"; McNemar p ≤ 0.63"``: the largest per-seed McNemar p-value, where stored."""
+    values = comparison.get("mcnemar_p_values")
+    return f"; McNemar p ≤ {max(values):.2g}" if values else ""
 
 
 def faq(entries: Sequence[Entry], comparisons: Sequence[dict[str, Any]] = ()) -> str:

@@ -7,7 +7,8 @@ are visible:
 - :func:`mcnemar`: two models on the *same* test images, compared through the images on
   which exactly one of them is right (an exact binomial test);
 - :func:`paired_t` / :func:`seed_comparison`: two training recipes repeated with the same
-  seeds, compared through the per-seed differences (Student's t test).
+  seeds, compared through the per-seed differences (Student's t test); given each seed's
+  right/wrong per test image, also through McNemar's test on the test images, seed by seed.
 
 A difference whose test gives ``p >= 0.05`` is reported as a tie: the course never calls it
 better or worse.
@@ -277,11 +278,19 @@ class SeedComparison:
     label_b: str
     values_b: tuple[float, ...]
     test: PairedT
+    per_seed: tuple[McNemar, ...] = ()
+    """McNemar's test of each seed's two models on the test images (empty: not given)."""
 
     @property
     def significant(self) -> bool:
-        """True when the paired test gives ``p < 0.05``."""
-        return self.test.significant
+        """True when the paired test gives ``p < 0.05`` and, where :attr:`per_seed` holds
+        McNemar tests, every one of them does too.
+
+        The paired t test sees only the spread between seeds. When every seed gives nearly
+        the same accuracy, it calls a gap of a few test images significant, although another
+        draw of test images could reverse it; McNemar's test is what sees that.
+        """
+        return self.test.significant and all(m.significant for m in self.per_seed)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record, for a results file's ``seed_comparisons`` list."""
@@ -299,6 +308,11 @@ class SeedComparison:
             "std_b": round(std_b, 6),
             "mean_diff": round(self.test.mean_diff, 6),
             "p_value": round(self.test.p_value, 4),
+            **(
+                {"mcnemar_p_values": [float(f"{m.p_value:.3g}") for m in self.per_seed]}
+                if self.per_seed
+                else {}
+            ),
             "significant": self.significant,
         }
 
@@ -306,18 +320,36 @@ class SeedComparison:
         mean_a, std_a = mean_std(self.values_a)
         mean_b, std_b = mean_std(self.values_b)
         verdict = "significant" if self.significant else "tie: not significant"
+        mcnemar = (
+            "; McNemar per seed p = " + ", ".join(f"{m.p_value:.2g}" for m in self.per_seed)
+            if self.per_seed
+            else ""
+        )
         return (
             f"{self.label_a} {100 * mean_a:.2f} ± {100 * std_a:.2f} % vs "
             f"{self.label_b} {100 * mean_b:.2f} ± {100 * std_b:.2f} % "
             f"({len(self.values_a)} seeds): {100 * self.test.mean_diff:+.2f} points, "
-            f"p = {self.test.p_value:.2g} ({verdict})"
+            f"p = {self.test.p_value:.2g}{mcnemar} ({verdict})"
         )
 
 
 def seed_comparison(
-    label_a: str, values_a: Sequence[float], label_b: str, values_b: Sequence[float]
+    label_a: str,
+    values_a: Sequence[float],
+    label_b: str,
+    values_b: Sequence[float],
+    correct_a: Sequence[Sequence[bool] | np.ndarray] | None = None,
+    correct_b: Sequence[Sequence[bool] | np.ndarray] | None = None,
 ) -> SeedComparison:
     """Compare two recipes run with the same seeds (``values_a[i]`` pairs with ``values_b[i]``).
+
+    Args:
+        label_a, label_b: the recipes' names.
+        values_a, values_b: each seed's test accuracy (a fraction).
+        correct_a, correct_b: optional, each seed's right/wrong per test image (the same
+            images for both). Then the verdict also needs McNemar's test to separate the
+            two models of every seed: a gap the test images cannot resolve is a tie, however
+            alike the seeds are.
 
     Example::
 
@@ -325,9 +357,33 @@ def seed_comparison(
         print(cmp)  # qat 98.28 ± 0.06 % vs ptq 97.98 ± 0.03 % (3 seeds): +0.30 points, ...
 
     Raises:
-        ValueError: as :func:`paired_t`.
+        ValueError: as :func:`paired_t` and :func:`mcnemar`; only one of ``correct_a`` and
+            ``correct_b``, not one array per seed, or an array whose share of right answers
+            is not that seed's value (arrays given in another order).
     """
     test = paired_t(values_a, values_b)
+    per_seed: tuple[McNemar, ...] = ()
+    if (correct_a is None) != (correct_b is None):
+        raise ValueError("give both correct_a and correct_b, or neither")
+    if correct_a is not None and correct_b is not None:
+        for name, arrays, values in (("a", correct_a, values_a), ("b", correct_b, values_b)):
+            if len(arrays) != len(values):
+                raise ValueError(
+                    f"correct_{name} holds {len(arrays)} arrays for {len(values)} seeds"
+                )
+            for i, (array, value) in enumerate(zip(arrays, values, strict=True)):
+                share = float(np.mean(np.asarray(array)))
+                if abs(share - float(value)) > 1e-6:
+                    raise ValueError(
+                        f"correct_{name}[{i}] is {share:.6f} right, but values_{name}[{i}] is "
+                        f"{float(value):.6f}: are the arrays in the seeds' order?"
+                    )
+        per_seed = tuple(mcnemar(a, b) for a, b in zip(correct_a, correct_b, strict=True))
     return SeedComparison(
-        label_a, tuple(float(v) for v in values_a), label_b, tuple(float(v) for v in values_b), test
+        label_a,
+        tuple(float(v) for v in values_a),
+        label_b,
+        tuple(float(v) for v in values_b),
+        test,
+        per_seed,
     )

@@ -307,7 +307,8 @@ def seed_comparisons(folder: str | Path | None = None) -> list[dict[str, Any]]:
 
 
 def seed_table(comparisons: Sequence[dict[str, Any]]) -> Table:
-    """One row per stored seed comparison: mean ± std of each recipe, the paired test."""
+    """One row per stored seed comparison: mean ± std of each recipe, the paired t test,
+    and McNemar's test of each seed's two models on the test images ("-": not stored)."""
     rows = [
         [
             c["notebook"],
@@ -317,12 +318,13 @@ def seed_table(comparisons: Sequence[dict[str, Any]]) -> Table:
             f"{100 * c['mean_b']:.2f} ± {100 * c['std_b']:.2f}",
             f"{100 * c['mean_diff']:+.2f}",
             f"{c['p_value']:.2g}",
+            ", ".join(f"{p:.2g}" for p in c.get("mcnemar_p_values", [])) or "-",
             "significant" if c["significant"] else "tie",
         ]
         for c in comparisons
     ]
     headers = ["notebook", "comparison", "seeds", "a: accuracy %", "b: accuracy %"]
-    return Table([*headers, "Δ points", "p", "verdict"], rows)
+    return Table([*headers, "Δ points", "p", "McNemar p per seed", "verdict"], rows)
 
 
 def front_ties(results: Sequence[Result], x: str = "tflite_gzip_bytes") -> list[dict[str, Any]]:

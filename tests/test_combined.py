@@ -289,6 +289,11 @@ def test_seed_repeats_retrain_only_the_last_stage(tiny_model, tiny_data, tmp_roo
     kernels = [m.get_layer("quant_dense").get_weights()[0] for m in (model_1, model_2)]
     assert not np.array_equal(*kernels)  # another seed, another fine-tune
     assert combined.seed_repeats(base, stages, tiny_data, [1, 2], model_name="tiny") == first
+    # the same runs, per test image: LiteRT's answers on the cached files
+    correct = combined.seed_repeats_correct(base, stages, tiny_data, [1, 2], model_name="tiny")
+    assert [c.dtype for c in correct] == [np.dtype(bool)] * 2
+    assert [len(c) for c in correct] == [len(tiny_data.x_test)] * 2
+    assert [float(np.mean(c)) for c in correct] == first
     with pytest.raises(ValueError, match="no seed"):
         combined.seed_repeats(base, [Stage("ptq")], tiny_data, [1], model_name="tiny")
 
@@ -654,12 +659,20 @@ def test_seed_repeats_messages_and_seeds(monkeypatch, tiny_data):
         lambda base, run, data, model_name: runs.append(run) or (run, []),
     )
     monkeypatch.setattr(combined, "_convert_last", lambda m, run, d: run[-1].seed)
-    monkeypatch.setattr(combined, "tflite_accuracy", lambda seed, data: seed / 10)
+    monkeypatch.setattr(combined, "tflite_correct", lambda seed, data: np.arange(10) < seed)
     accuracies = combined.seed_repeats(
         "b", S("cluster", "cqat"), tiny_data, [np.int64(3), 9], model_name="n"
     )
     assert accuracies == [0.3, 0.9]
     assert [run[-1].seed for run in runs] == [3, 9] and type(runs[0][-1].seed) is int
+    correct = combined.seed_repeats_correct(
+        "b", S("cluster", "cqat"), tiny_data, [4], model_name="n"
+    )
+    assert [c.tolist() for c in correct] == [[True] * 4 + [False] * 6]
+    with pytest.raises(ValueError, match="^give at least one seed$"):
+        combined.seed_repeats_correct(None, S("cluster", "cqat"), tiny_data, [], model_name="n")
+    with pytest.raises(ValueError, match=r"^the last stage 'ptq' has no seed to repeat$"):
+        combined.seed_repeats_correct(None, S("ptq"), tiny_data, [1], model_name="n")
     assert all(run[0] == S("cluster")[0] for run in runs)
 
 
@@ -692,11 +705,11 @@ def test_seed_repeats_reseeds_only_the_last_stage(monkeypatch, tiny_data):
         combined, "_convert_last", lambda model, run, data: converted.append(data) or b"x"
     )
 
-    def accuracy(content, data):
+    def correct(content, data):
         assert content == b"x" and data is tiny_data
-        return 0.5
+        return np.array([True, False])
 
-    monkeypatch.setattr(combined, "tflite_accuracy", accuracy)
+    monkeypatch.setattr(combined, "tflite_correct", correct)
     prune, cluster = Stage("prune", sparsity=0.5), Stage("cluster", clusters=4)
     stages = [prune, cluster, Stage("pcqat")]
     assert combined.seed_repeats(None, stages, tiny_data, [3, 4], model_name="t") == [0.5, 0.5]

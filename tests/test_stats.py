@@ -408,3 +408,90 @@ def test_seed_comparison_str_tie_and_significant_exactly():
     # and the other direction prints a minus sign
     cmp = stats.seed_comparison("b", [0.5, 0.7, 0.6], "a", [0.8, 0.9, 1.0])
     assert "): -30.00 points, p = 0.035 (significant)" in str(cmp)
+
+
+# --- Seed comparisons that also ask the test images (McNemar per seed) -----------------
+
+N_IMAGES = 10_000
+
+
+def _pair(a_right, only_a, only_b):
+    """Right/wrong arrays of two models on N_IMAGES images: A right on the first a_right,
+    B right on the same except A's last only_a, plus only_b images A gets wrong."""
+    a = np.zeros(N_IMAGES, bool)
+    a[:a_right] = True
+    b = a.copy()
+    b[a_right - only_a : a_right] = False
+    b[a_right : a_right + only_b] = True
+    return a, b
+
+
+def _binom_p(k, n):
+    """Exact two-sided sign-test p-value, from binomial coefficients (math.comb)."""
+    k = min(k, n - k)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def test_seed_comparison_alike_seeds_and_a_few_images_is_a_tie():
+    # 04_combined's case: seeds that agree to the image make the t test confident about a
+    # gap of 3-5 test images, which McNemar's test cannot tell from chance
+    pairs = [_pair(9806, 10, 7), _pair(9806, 11, 6), _pair(9806, 11, 6)]
+    correct_a, correct_b = [a for a, _ in pairs], [b for _, b in pairs]
+    values_a = [a.sum() / N_IMAGES for a in correct_a]
+    values_b = [b.sum() / N_IMAGES for b in correct_b]
+    assert values_b == [0.9803, 0.9801, 0.9801]
+    cmp = stats.seed_comparison("pcqat", values_a, "pqat", values_b, correct_a, correct_b)
+    # differences 3, 5, 5 images: t = 6.5, df 2, p = 1 - t / sqrt(2 + t^2)
+    assert cmp.test.p_value == pytest.approx(1 - 6.5 / math.sqrt(2 + 6.5**2), rel=1e-6)
+    assert cmp.test.significant
+    assert [m.p_value for m in cmp.per_seed] == pytest.approx(
+        [_binom_p(7, 17), _binom_p(6, 17), _binom_p(6, 17)], rel=1e-9
+    )
+    assert _binom_p(7, 17) == pytest.approx(2 * 41226 / 2**17)  # hand sum of C(17, 0..7)
+    assert not cmp.significant
+    record = cmp.as_dict()
+    assert record["mcnemar_p_values"] == [0.629, 0.332, 0.332]  # 2 * 21778 / 2**17
+    assert record["p_value"] == 0.0229 and record["significant"] is False
+    assert str(cmp).endswith(
+        "+0.04 points, p = 0.023; McNemar per seed p = 0.63, 0.33, 0.33 (tie: not significant)"
+    )
+
+
+def test_seed_comparison_needs_every_seed_to_pass_mcnemar():
+    # differences 17, 16, 15 images: the t test is sure (t = 16 sqrt(3)); the first two seeds
+    # pass McNemar's test, the third (50 vs 35 discordant images) does not
+    pairs = [_pair(9850, 20, 3), _pair(9850, 20, 4), _pair(9850, 50, 35)]
+    correct_a, correct_b = [a for a, _ in pairs], [b for _, b in pairs]
+    values_a = [a.mean() for a in correct_a]
+    values_b = [b.mean() for b in correct_b]
+    cmp = stats.seed_comparison("a", values_a, "b", values_b, correct_a, correct_b)
+    assert cmp.test.significant
+    expected = [_binom_p(3, 23), _binom_p(4, 24), _binom_p(35, 85)]
+    assert expected[0] < 0.05 and expected[1] < 0.05 and expected[2] > 0.05
+    assert [m.p_value for m in cmp.per_seed] == pytest.approx(expected, rel=1e-9)
+    assert not cmp.significant
+    # with the third seed as clear as the others, the comparison is significant
+    pairs[2] = _pair(9850, 18, 3)
+    correct_a, correct_b = [a for a, _ in pairs], [b for _, b in pairs]
+    cmp = stats.seed_comparison(
+        "a",
+        [a.mean() for a in correct_a],
+        "b",
+        [b.mean() for b in correct_b],
+        correct_a,
+        correct_b,
+    )
+    assert cmp.significant
+    assert str(cmp).endswith("(significant)")
+
+
+def test_seed_comparison_rejects_per_image_arrays_that_do_not_fit():
+    a, b = _pair(9806, 10, 7)
+    with pytest.raises(ValueError, match="give both correct_a and correct_b, or neither"):
+        stats.seed_comparison("a", [0.9806] * 2, "b", [0.9803] * 2, correct_a=[a, a])
+    with pytest.raises(ValueError, match="correct_b holds 1 arrays for 2 seeds"):
+        stats.seed_comparison("a", [0.9806] * 2, "b", [0.9803] * 2, [a, a], [b])
+    with pytest.raises(ValueError, match=r"correct_a\[1\] is 0.980300 right, but values_a\[1\]"):
+        stats.seed_comparison("a", [0.9806] * 2, "b", [0.9803] * 2, [a, b], [b, b])
+    with pytest.raises(ValueError, match="boolean"):
+        stats.seed_comparison("a", [0.9806] * 2, "b", [0.9803] * 2, [a, a], [b.astype(int)] * 2)

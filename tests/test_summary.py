@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from course_lib import config, guide, report, stats, summary
@@ -361,3 +362,34 @@ def test_smallest_counts_a_learned_rows_shipped_bytes():
     entries = [summary.Entry("nb", r, base) for r in (base, pruned, learned)]
     assert summary.best(entries, "smallest").result.variant == "learned"
     assert entries[2].ratio == pytest.approx(40.0)
+
+
+def test_seed_table_and_faq_show_the_per_seed_mcnemar_tests(tmp_root):
+    # three seeds that agree to the image: the t test alone would call 4 images significant
+    right = np.zeros(10_000, bool)
+    right[:9806] = True
+    other = right.copy()
+    other[9796:9806] = False  # 10 images only A gets right ...
+    other[9806:9812] = True  # ... and 6 only B: McNemar p = 2 * sum C(16, 0..6) / 2^16
+    values_a, values_b = [0.9806] * 3, [0.9802, 0.9802, 0.9801]
+    third = other.copy()
+    third[9811] = False  # 10 vs 5: p = 2 * sum C(15, 0..5) / 2^15
+    cmp = stats.seed_comparison(
+        "pcqat", values_a, "pqat", values_b, [right] * 3, [other, other, third]
+    )
+    _write(tmp_root, seed_comparisons=[cmp.as_dict()])
+    found = summary.seed_comparisons()
+    row = summary.seed_table(found).rows[0]
+    p16 = 2 * (1 + 16 + 120 + 560 + 1820 + 4368 + 8008) / 2**16  # 0.4545
+    p15 = 2 * (1 + 15 + 105 + 455 + 1365 + 3003) / 2**15  # 0.3018
+    assert row[-2] == f"{p16:.2g}, {p16:.2g}, {p15:.2g}" == "0.45, 0.45, 0.3"
+    assert row[-1] == "tie" and row[-3] != "-"
+    faq = guide.faq(summary.course_entries(), found)
+    assert "pcqat vs pqat (02_pruning, +0.04 points, p = " in faq
+    assert "; McNemar p ≤ 0.45, tie)" in faq
+    # a comparison stored without per-image answers shows a dash and no McNemar note
+    plain = stats.seed_comparison("qat", [0.981, 0.982, 0.983], "ptq", [0.979, 0.980, 0.981])
+    _write(tmp_root, seed_comparisons=[plain.as_dict()])
+    found = summary.seed_comparisons()
+    assert summary.seed_table(found).rows[0][-2] == "-"
+    assert "McNemar p ≤" not in guide.faq(summary.course_entries(), found)
