@@ -10,8 +10,8 @@ are visible:
   seeds, compared through the per-seed differences (Student's t test); given each seed's
   right/wrong per test image, also through McNemar's test on the test images, seed by seed.
 
-A difference whose test gives ``p >= 0.05`` is reported as a tie: the course never calls it
-better or worse.
+A difference for which a test gives ``p >= 0.05`` (any of them, where a comparison runs more
+than one) is reported as a tie: the course never calls it better or worse.
 """
 
 from __future__ import annotations
